@@ -1,0 +1,7 @@
+//! The conversation of the hotline.
+//!
+//! This crate will own the sans-IO dialog engine (inputs carry `now`; outputs are effects such
+//! as play, listen, record, transfer, store a case), the flow and prompt files that define the
+//! hotline, the bilingual service directory, the case registry (SQLite, durable before a
+//! reference number is spoken) and caller profiles. It opens no sockets and spawns no tasks.
+//! Nothing is defined yet.
