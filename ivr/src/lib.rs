@@ -4,4 +4,5 @@
 //! ([`cli`]); the SIP/RTP gateway, the assistant, WebRTC and HTTP arrive in later parts.
 //! `main.rs` only parses arguments and calls into here.
 
+pub mod bench;
 pub mod cli;

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod audio;
+pub mod corpus;
 mod error;
 mod locale;
 pub mod listen;
