@@ -1,1 +1,3 @@
 //! Listening (in progress).
+
+pub mod vad;
