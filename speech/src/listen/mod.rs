@@ -1,3 +1,4 @@
 //! Listening (in progress).
 
+pub mod endpoint;
 pub mod vad;
