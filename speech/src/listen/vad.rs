@@ -370,52 +370,7 @@ fn level_dbfs(samples: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic white noise (xorshift32), uniform in [-1, 1), scaled to `dbfs` RMS.
-    fn white_noise(duration: Duration, dbfs: f32, seed: u32) -> Pcm {
-        let n = VAD_RATE.samples_in(duration);
-        let mut x = seed.max(1);
-        let raw: Vec<f32> = (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect();
-        // Uniform noise on [-1, 1) has RMS 1/sqrt(3).
-        let gain = 10f32.powf(dbfs / 20.0) * 3f32.sqrt();
-        Pcm::new(VAD_RATE, raw.into_iter().map(|s| s * gain).collect())
-    }
-
-    fn sine(duration: Duration, hz: f32, dbfs: f32) -> Pcm {
-        let n = VAD_RATE.samples_in(duration);
-        // A sine's RMS is peak/sqrt(2).
-        let peak = 10f32.powf(dbfs / 20.0) * 2f32.sqrt();
-        let rate = VAD_RATE.hz() as f32;
-        Pcm::new(
-            VAD_RATE,
-            (0..n)
-                .map(|i| peak * (2.0 * std::f32::consts::PI * hz * i as f32 / rate).sin())
-                .collect(),
-        )
-    }
-
-    /// Flite's "rms" voice saying "I would like to file a complaint, please." (16 kHz).
-    fn flite_speech() -> Pcm {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/listen/complaint_16k.wav"
-        );
-        let reader = hound::WavReader::open(path).expect("test vector present");
-        let spec = reader.spec();
-        assert_eq!((spec.channels, spec.sample_rate), (1, 16_000));
-        let samples: Vec<i16> = reader
-            .into_samples::<i16>()
-            .collect::<std::result::Result<_, _>>()
-            .expect("test vector readable");
-        Pcm::from_i16(VAD_RATE, &samples)
-    }
+    use crate::listen::test_audio::{flite_speech, sine, white_noise};
 
     #[test]
     fn real_speech_is_detected() {
