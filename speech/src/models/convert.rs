@@ -644,3 +644,757 @@ impl Drop for TempFile {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use half::{bf16, f16};
+
+    use super::*;
+
+    const MELS: usize = 4;
+    const AUDIO_CTX: usize = 6;
+    const TEXT_CTX: usize = 5;
+    /// 50256 ordinary tokens, `<|endoftext|>`, three more specials: an English vocabulary.
+    const N_VOCAB: usize = 50260;
+
+    /// One variable of a synthetic CTranslate2 model.
+    #[derive(Clone, Debug)]
+    struct Var {
+        name: String,
+        shape: Vec<usize>,
+        dtype: u8,
+        data: Vec<u8>,
+    }
+
+    /// A small Whisper-shaped CTranslate2 model, written the way CTranslate2 writes one.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Ct2Model {
+        version: u32,
+        spec: String,
+        d: usize,
+        vars: Vec<Var>,
+        aliases: Vec<(String, String)>,
+        vocabulary: String,
+    }
+
+    /// Values exactly representable in f16: k / 1024 for |k| <= 1000.
+    fn pattern(seed: usize, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((seed * 7919 + i * 31) % 2001) as f32 / 1024.0 - 1000.0 / 1024.0)
+            .collect()
+    }
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    impl Ct2Model {
+        pub(crate) fn whisper(d: usize, enc_layers: usize, dec_layers: usize) -> Self {
+            let mut m = Self {
+                version: 6,
+                spec: "WhisperSpec".into(),
+                d,
+                vars: Vec::new(),
+                aliases: vec![(
+                    "decoder/projection/weight".into(),
+                    "decoder/embeddings/weight".into(),
+                )],
+                vocabulary: String::new(),
+            };
+            m.scalar("decoder/activation", 1, vec![3]);
+            m.scalar("decoder/pre_norm", 1, vec![1]);
+            m.scalar("decoder/scale_embeddings", 1, vec![0]);
+            m.scalar("encoder/num_heads", 2, 2i16.to_le_bytes().to_vec());
+            m.scalar("decoder/num_heads", 2, 2i16.to_le_bytes().to_vec());
+            m.float("encoder/position_encodings/encodings", &[AUDIO_CTX, d]);
+            m.float("encoder/conv1/weight", &[d, MELS, 3]);
+            m.float("encoder/conv1/bias", &[d]);
+            m.float("encoder/conv2/weight", &[d, d, 3]);
+            m.float("encoder/conv2/bias", &[d]);
+            m.norm("encoder/layer_norm");
+            for i in 0..enc_layers {
+                let l = format!("encoder/layer_{i}");
+                m.norm(&format!("{l}/self_attention/layer_norm"));
+                m.linear(&format!("{l}/self_attention/linear_0"), 3 * d, d);
+                m.linear(&format!("{l}/self_attention/linear_1"), d, d);
+                m.ffn(&l);
+            }
+            m.float("decoder/position_encodings/encodings", &[TEXT_CTX, d]);
+            // The embedding is f16, as in the published models.
+            let emb = pattern(m.vars.len(), N_VOCAB * d);
+            m.put(
+                "decoder/embeddings/weight",
+                &[N_VOCAB, d],
+                4,
+                emb.iter()
+                    .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+            );
+            m.norm("decoder/layer_norm");
+            for i in 0..dec_layers {
+                let l = format!("decoder/layer_{i}");
+                m.norm(&format!("{l}/self_attention/layer_norm"));
+                m.linear(&format!("{l}/self_attention/linear_0"), 3 * d, d);
+                m.linear(&format!("{l}/self_attention/linear_1"), d, d);
+                m.norm(&format!("{l}/attention/layer_norm"));
+                m.linear(&format!("{l}/attention/linear_0"), d, d);
+                m.linear(&format!("{l}/attention/linear_1"), 2 * d, d);
+                m.linear(&format!("{l}/attention/linear_2"), d, d);
+                m.ffn(&l);
+            }
+            let mut vocab: Vec<String> = (0..50256).map(|i| format!("t{i}")).collect();
+            vocab[0] = "Ġthe".into();
+            vocab.push("<|endoftext|>".into());
+            vocab.extend(["<|startoftranscript|>", "<|en|>", "<|notimestamps|>"].map(String::from));
+            m.vocabulary = vocab.join("\n") + "\n";
+            m
+        }
+
+        fn put(&mut self, name: &str, shape: &[usize], dtype: u8, data: Vec<u8>) {
+            self.vars.retain(|v| v.name != name);
+            self.vars.push(Var {
+                name: name.into(),
+                shape: shape.to_vec(),
+                dtype,
+                data,
+            });
+        }
+
+        fn scalar(&mut self, name: &str, dtype: u8, data: Vec<u8>) {
+            self.put(name, &[], dtype, data);
+        }
+
+        fn float(&mut self, name: &str, shape: &[usize]) {
+            let v = pattern(self.vars.len(), shape.iter().product());
+            self.put(name, shape, 0, f32_bytes(&v));
+        }
+
+        fn norm(&mut self, prefix: &str) {
+            self.float(&format!("{prefix}/gamma"), &[self.d]);
+            self.float(&format!("{prefix}/beta"), &[self.d]);
+        }
+
+        fn linear(&mut self, prefix: &str, n_out: usize, n_in: usize) {
+            self.float(&format!("{prefix}/weight"), &[n_out, n_in]);
+            self.float(&format!("{prefix}/bias"), &[n_out]);
+        }
+
+        fn ffn(&mut self, layer: &str) {
+            let d = self.d;
+            self.norm(&format!("{layer}/ffn/layer_norm"));
+            self.linear(&format!("{layer}/ffn/linear_0"), 4 * d, d);
+            self.linear(&format!("{layer}/ffn/linear_1"), d, 4 * d);
+        }
+
+        fn var(&self, name: &str) -> &Var {
+            self.vars
+                .iter()
+                .find(|v| v.name == name)
+                .expect("test variable exists")
+        }
+
+        /// A float variable's values as f32.
+        fn values(&self, name: &str) -> Vec<f32> {
+            let v = self.var(name);
+            match v.dtype {
+                0 => v
+                    .data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                4 => v
+                    .data
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                5 => v
+                    .data
+                    .chunks_exact(2)
+                    .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                other => panic!("test helper: dtype {other} is not float"),
+            }
+        }
+
+        fn to_bytes(&self) -> Vec<u8> {
+            fn string(out: &mut Vec<u8>, s: &str) {
+                out.extend_from_slice(&(s.len() as u16 + 1).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+                out.push(0);
+            }
+            let mut vars = self.vars.clone();
+            // CTranslate2 writes variables sorted by name.
+            vars.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut out = Vec::new();
+            out.extend_from_slice(&self.version.to_le_bytes());
+            string(&mut out, &self.spec);
+            out.extend_from_slice(&3u32.to_le_bytes());
+            out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+            for v in &vars {
+                string(&mut out, &v.name);
+                out.push(v.shape.len() as u8);
+                for &s in &v.shape {
+                    out.extend_from_slice(&(s as u32).to_le_bytes());
+                }
+                out.push(v.dtype);
+                out.extend_from_slice(&(v.data.len() as u32).to_le_bytes());
+                out.extend_from_slice(&v.data);
+            }
+            out.extend_from_slice(&(self.aliases.len() as u32).to_le_bytes());
+            for (a, t) in &self.aliases {
+                string(&mut out, a);
+                string(&mut out, t);
+            }
+            out
+        }
+
+        /// A model directory holding `model.bin` and `vocabulary.txt`.
+        pub(crate) fn write_dir(&self) -> tempfile::TempDir {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("model.bin"), self.to_bytes()).unwrap();
+            std::fs::write(dir.path().join("vocabulary.txt"), &self.vocabulary).unwrap();
+            dir
+        }
+    }
+
+    /// A parsed ggml file.
+    #[derive(Debug)]
+    struct Ggml {
+        hparams: Vec<i32>,
+        mel: (i32, i32, Vec<f32>),
+        vocab: Vec<Vec<u8>>,
+        /// name → (ne, innermost first; type id; data)
+        tensors: BTreeMap<String, (Vec<usize>, i32, Vec<u8>)>,
+    }
+
+    impl Ggml {
+        fn parse(bytes: &[u8]) -> Self {
+            let mut pos = 0;
+            let i32_at = |pos: &mut usize| {
+                let v = i32::from_le_bytes(bytes[*pos..*pos + 4].try_into().unwrap());
+                *pos += 4;
+                v
+            };
+            assert_eq!(i32_at(&mut pos) as u32, ggml::GGML_MAGIC);
+            let hparams: Vec<i32> = (0..11).map(|_| i32_at(&mut pos)).collect();
+            let (n_mel, n_fft) = (i32_at(&mut pos), i32_at(&mut pos));
+            let n = (n_mel * n_fft) as usize;
+            let mel = bytes[pos..pos + 4 * n]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            pos += 4 * n;
+            let count = i32_at(&mut pos);
+            let mut vocab = Vec::new();
+            for _ in 0..count {
+                let len = i32_at(&mut pos) as usize;
+                vocab.push(bytes[pos..pos + len].to_vec());
+                pos += len;
+            }
+            let mut tensors = BTreeMap::new();
+            while pos < bytes.len() {
+                let n_dims = i32_at(&mut pos);
+                let name_len = i32_at(&mut pos) as usize;
+                let ty = i32_at(&mut pos);
+                let ne: Vec<usize> = (0..n_dims).map(|_| i32_at(&mut pos) as usize).collect();
+                let name = String::from_utf8(bytes[pos..pos + name_len].to_vec()).unwrap();
+                pos += name_len;
+                let elems: usize = ne.iter().product();
+                let size = match ty {
+                    0 => TensorType::F32.bytes_for(elems),
+                    1 => TensorType::F16.bytes_for(elems),
+                    8 => TensorType::Q8_0.bytes_for(elems),
+                    other => panic!("unexpected tensor type {other}"),
+                };
+                let data = bytes[pos..pos + size].to_vec();
+                pos += size;
+                assert!(
+                    tensors.insert(name.clone(), (ne, ty, data)).is_none(),
+                    "{name} twice"
+                );
+            }
+            Self {
+                hparams,
+                mel: (n_mel, n_fft, mel),
+                vocab,
+                tensors,
+            }
+        }
+
+        fn tensor(&self, name: &str) -> &(Vec<usize>, i32, Vec<u8>) {
+            self.tensors
+                .get(name)
+                .unwrap_or_else(|| panic!("no tensor {name}"))
+        }
+
+        fn values(&self, name: &str) -> Vec<f32> {
+            let (_, ty, data) = self.tensor(name);
+            match ty {
+                0 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+                1 => data
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                _ => ggml::dequantize_q8_0(data),
+            }
+        }
+    }
+
+    fn convert(model: &Ct2Model, ftype: GgmlType) -> (Ggml, ConvertReport) {
+        let dir = model.write_dir();
+        let out = dir.path().join("out.bin");
+        let report = convert_ct2_dir(dir.path(), &out, ftype, &mut |_| {}).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        (Ggml::parse(&bytes), report)
+    }
+
+    /// Converts a broken model: must be `BadModel`, leave no file in a fresh output
+    /// directory; returns the message.
+    fn refused(dir: &Path, ftype: GgmlType) -> String {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("out.bin");
+        let err = convert_ct2_dir(dir, &out, ftype, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, Error::BadModel { .. }), "{err:?}");
+        let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        err.to_string()
+    }
+
+    fn refused_model(model: &Ct2Model) -> String {
+        let dir = model.write_dir();
+        refused(dir.path(), GgmlType::F16)
+    }
+
+    fn rows(values: &[f32], row_len: usize, rows: Range<usize>) -> Vec<f32> {
+        values[rows.start * row_len..rows.end * row_len].to_vec()
+    }
+
+    #[test]
+    fn hparams_come_from_the_shapes_and_flags() {
+        let (g, report) = convert(&Ct2Model::whisper(32, 2, 3), GgmlType::F16);
+        assert_eq!(g.hparams, [N_VOCAB as i32, 6, 32, 2, 2, 5, 32, 2, 3, 4, 1]);
+        assert!(!report.multilingual);
+        assert_eq!(report.hparams.n_text_layer, 3);
+    }
+
+    #[test]
+    fn every_whisper_cpp_tensor_is_written_once_with_its_name() {
+        let (g, report) = convert(&Ct2Model::whisper(32, 2, 2), GgmlType::F16);
+        // whisper.cpp's count: 7 encoder-wide, 15 per encoder layer, 4 decoder-wide, 24 per
+        // decoder layer.
+        assert_eq!(g.tensors.len(), 7 + 2 * 15 + 4 + 2 * 24);
+        assert_eq!(report.tensors, g.tensors.len());
+        for name in [
+            "encoder.positional_embedding",
+            "encoder.conv1.weight",
+            "encoder.conv2.bias",
+            "encoder.ln_post.weight",
+            "encoder.blocks.1.attn_ln.bias",
+            "encoder.blocks.1.attn.query.weight",
+            "encoder.blocks.1.attn.out.bias",
+            "encoder.blocks.0.mlp_ln.weight",
+            "encoder.blocks.0.mlp.0.weight",
+            "encoder.blocks.0.mlp.2.bias",
+            "decoder.positional_embedding",
+            "decoder.token_embedding.weight",
+            "decoder.ln.bias",
+            "decoder.blocks.1.cross_attn_ln.weight",
+            "decoder.blocks.1.cross_attn.query.bias",
+            "decoder.blocks.1.cross_attn.key.weight",
+            "decoder.blocks.1.cross_attn.value.bias",
+            "decoder.blocks.1.cross_attn.out.weight",
+        ] {
+            assert!(g.tensors.contains_key(name), "missing {name}");
+        }
+    }
+
+    #[test]
+    fn key_biases_are_not_written() {
+        let (g, _) = convert(&Ct2Model::whisper(32, 1, 1), GgmlType::F16);
+        assert!(g.tensors.keys().all(|n| !n.ends_with("key.bias")));
+        assert!(g.tensors.contains_key("encoder.blocks.0.attn.key.weight"));
+    }
+
+    #[test]
+    fn fused_self_attention_is_split_into_query_key_value_rows() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let (g, _) = convert(&m, GgmlType::F32);
+        let w = m.values("encoder/layer_0/self_attention/linear_0/weight");
+        let b = m.values("encoder/layer_0/self_attention/linear_0/bias");
+        let p = "encoder.blocks.0.attn";
+        assert_eq!(g.values(&format!("{p}.query.weight")), rows(&w, 32, 0..32));
+        assert_eq!(g.values(&format!("{p}.key.weight")), rows(&w, 32, 32..64));
+        assert_eq!(g.values(&format!("{p}.value.weight")), rows(&w, 32, 64..96));
+        assert_eq!(g.values(&format!("{p}.query.bias")), b[0..32]);
+        assert_eq!(g.values(&format!("{p}.value.bias")), b[64..96]);
+        assert_eq!(g.tensor(&format!("{p}.value.weight")).0, [32, 32]);
+    }
+
+    #[test]
+    fn fused_cross_attention_is_split_into_key_and_value_rows() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let (g, _) = convert(&m, GgmlType::F32);
+        let w = m.values("decoder/layer_0/attention/linear_1/weight");
+        let b = m.values("decoder/layer_0/attention/linear_1/bias");
+        let p = "decoder.blocks.0.cross_attn";
+        assert_eq!(g.values(&format!("{p}.key.weight")), rows(&w, 32, 0..32));
+        assert_eq!(g.values(&format!("{p}.value.weight")), rows(&w, 32, 32..64));
+        assert_eq!(g.values(&format!("{p}.value.bias")), b[32..64]);
+        assert_eq!(
+            g.values(&format!("{p}.query.weight")),
+            m.values("decoder/layer_0/attention/linear_0/weight")
+        );
+        assert_eq!(
+            g.values(&format!("{p}.out.bias")),
+            m.values("decoder/layer_0/attention/linear_2/bias")
+        );
+    }
+
+    #[test]
+    fn dimensions_are_written_innermost_first() {
+        let (g, _) = convert(&Ct2Model::whisper(32, 1, 1), GgmlType::F16);
+        assert_eq!(g.tensor("encoder.blocks.0.mlp.0.weight").0, [32, 128]);
+        assert_eq!(g.tensor("encoder.blocks.0.mlp.2.weight").0, [128, 32]);
+        assert_eq!(g.tensor("encoder.positional_embedding").0, [32, AUDIO_CTX]);
+        assert_eq!(g.tensor("decoder.positional_embedding").0, [32, TEXT_CTX]);
+        assert_eq!(g.tensor("decoder.token_embedding.weight").0, [32, N_VOCAB]);
+        assert_eq!(g.tensor("encoder.conv1.weight").0, [3, MELS, 32]);
+        assert_eq!(g.tensor("encoder.conv2.weight").0, [3, 32, 32]);
+    }
+
+    #[test]
+    fn conv_biases_are_one_by_width() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let (g, _) = convert(&m, GgmlType::F16);
+        for conv in ["conv1", "conv2"] {
+            let (ne, ty, _) = g.tensor(&format!("encoder.{conv}.bias"));
+            assert_eq!((ne.as_slice(), *ty), (&[1, 32][..], 0));
+            assert_eq!(
+                g.values(&format!("encoder.{conv}.bias")),
+                m.values(&format!("encoder/{conv}/bias"))
+            );
+        }
+    }
+
+    #[test]
+    fn f16_file_has_half_matrices_and_convs_and_f32_vectors() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let (g, _) = convert(&m, GgmlType::F16);
+        assert_eq!(g.hparams[10], 1);
+        for (name, (ne, ty, _)) in &g.tensors {
+            let want = if name.contains("positional_embedding")
+                || ne.len() == 1
+                || name.ends_with("conv1.bias")
+                || name.ends_with("conv2.bias")
+            {
+                0
+            } else {
+                1
+            };
+            assert_eq!(*ty, want, "{name}");
+        }
+        // The pattern is exact in f16, so the halves hold the very values.
+        assert_eq!(
+            g.values("encoder.blocks.0.mlp.0.weight"),
+            m.values("encoder/layer_0/ffn/linear_0/weight")
+        );
+        assert_eq!(
+            g.values("decoder.token_embedding.weight"),
+            m.values("decoder/embeddings/weight")
+        );
+    }
+
+    #[test]
+    fn f32_file_is_all_f32() {
+        let (g, report) = convert(&Ct2Model::whisper(32, 1, 1), GgmlType::F32);
+        assert_eq!(g.hparams[10], 0);
+        assert_eq!(report.ftype, GgmlType::F32);
+        assert!(g.tensors.values().all(|(_, ty, _)| *ty == 0));
+    }
+
+    #[test]
+    fn q8_0_file_quantizes_matrices_but_not_convs_or_vectors() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let (g, _) = convert(&m, GgmlType::Q8_0);
+        assert_eq!(g.hparams[10], 2007);
+        assert_eq!(g.tensor("decoder.token_embedding.weight").1, 8);
+        assert_eq!(g.tensor("encoder.blocks.0.attn.key.weight").1, 8);
+        assert_eq!(g.tensor("decoder.blocks.0.cross_attn.out.weight").1, 8);
+        assert_eq!(g.tensor("encoder.conv1.weight").1, 1);
+        assert_eq!(g.tensor("encoder.conv1.bias").1, 0);
+        assert_eq!(g.tensor("encoder.positional_embedding").1, 0);
+        assert_eq!(g.tensor("encoder.blocks.0.attn.query.bias").1, 0);
+        let (_, _, data) = g.tensor("encoder.blocks.0.mlp.0.weight");
+        assert_eq!(data.len(), 128 * 32 / 32 * 34);
+        let want = m.values("encoder/layer_0/ffn/linear_0/weight");
+        let got = g.values("encoder.blocks.0.mlp.0.weight");
+        for (block, (a, b)) in want.chunks(32).zip(got.chunks(32)).enumerate() {
+            let amax = a.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= amax / 127.0 * 0.51 + 1e-3 * amax,
+                    "block {block}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q8_0_is_refused_for_rows_not_a_multiple_of_32() {
+        let dir = Ct2Model::whisper(16, 1, 1).write_dir();
+        let msg = refused(dir.path(), GgmlType::Q8_0);
+        assert!(msg.contains("multiple of 32"), "{msg}");
+        // The same model converts to f16.
+        let out = dir.path().join("out.bin");
+        convert_ct2_dir(dir.path(), &out, GgmlType::F16, &mut |_| {}).unwrap();
+    }
+
+    #[test]
+    fn int8_weights_are_divided_by_their_row_scale() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        let name = "encoder/layer_0/self_attention/linear_1/weight";
+        let q: Vec<i8> = (0..32 * 32).map(|i| ((i * 7) % 255) as i8).collect();
+        let scale: Vec<f32> = (0..32).map(|r| 2.0 + r as f32).collect();
+        m.put(name, &[32, 32], 1, q.iter().map(|&x| x as u8).collect());
+        m.put(&format!("{name}_scale"), &[32], 0, f32_bytes(&scale));
+        let (g, _) = convert(&m, GgmlType::F32);
+        let got = g.values("encoder.blocks.0.attn.out.weight");
+        for (i, (&qv, gv)) in q.iter().zip(&got).enumerate() {
+            assert_eq!(*gv, f32::from(qv) / scale[i / 32], "element {i}");
+        }
+    }
+
+    #[test]
+    fn int8_weights_without_a_scale_are_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        let name = "encoder/layer_0/self_attention/linear_1/weight";
+        m.put(name, &[32, 32], 1, vec![1; 32 * 32]);
+        let msg = refused_model(&m);
+        assert!(msg.contains("weight_scale"), "{msg}");
+    }
+
+    #[test]
+    fn bf16_sources_are_widened() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        let values: Vec<f32> = (0..32).map(|i| i as f32 * 0.5 - 3.0).collect();
+        m.put(
+            "encoder/layer_norm/gamma",
+            &[32],
+            5,
+            values
+                .iter()
+                .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+                .collect(),
+        );
+        let (g, _) = convert(&m, GgmlType::F16);
+        assert_eq!(g.values("encoder.ln_post.weight"), values);
+    }
+
+    #[test]
+    fn embedding_stored_under_its_alias_is_found() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        let emb = m.var("decoder/embeddings/weight").clone();
+        m.vars.retain(|v| v.name != emb.name);
+        m.put(
+            "decoder/projection/weight",
+            &emb.shape,
+            emb.dtype,
+            emb.data.clone(),
+        );
+        m.aliases = vec![(
+            "decoder/embeddings/weight".into(),
+            "decoder/projection/weight".into(),
+        )];
+        let (g, _) = convert(&m, GgmlType::F16);
+        assert_eq!(
+            g.values("decoder.token_embedding.weight"),
+            m.values("decoder/projection/weight")
+        );
+    }
+
+    #[test]
+    fn alias_to_a_missing_variable_is_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.vars.retain(|v| v.name != "decoder/embeddings/weight");
+        m.aliases = vec![("decoder/embeddings/weight".into(), "nowhere".into())];
+        let msg = refused_model(&m);
+        assert!(msg.contains("nowhere"), "{msg}");
+    }
+
+    #[test]
+    fn parts_convert_like_the_joined_file() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let (_, whole) = convert(&m, GgmlType::F16);
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = m.to_bytes();
+        let cut = bytes.len() / 3;
+        std::fs::write(dir.path().join("model.bin.part1"), &bytes[..cut]).unwrap();
+        std::fs::write(dir.path().join("model.bin.part2"), &bytes[cut..]).unwrap();
+        std::fs::write(dir.path().join("vocabulary.txt"), &m.vocabulary).unwrap();
+        let out = dir.path().join("out.bin");
+        let parts = convert_ct2_dir(dir.path(), &out, GgmlType::F16, &mut |_| {}).unwrap();
+        assert_eq!(parts.sha256, whole.sha256);
+        assert_eq!(parts.size, whole.size);
+    }
+
+    #[test]
+    fn mel_filters_and_ordinary_vocabulary_are_written() {
+        let (g, _) = convert(&Ct2Model::whisper(32, 1, 1), GgmlType::F16);
+        assert_eq!((g.mel.0, g.mel.1), (MELS as i32, 201));
+        assert_eq!(g.mel.2, slaney_filterbank(16_000, 400, MELS));
+        assert_eq!(g.vocab.len(), 50256);
+        assert_eq!(g.vocab[0], b" the");
+        assert_eq!(g.vocab[50255], b"t50255");
+    }
+
+    #[test]
+    fn report_checksum_and_size_match_the_file() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let dir = m.write_dir();
+        let out = dir.path().join("out.bin");
+        let report = convert_ct2_dir(dir.path(), &out, GgmlType::F16, &mut |_| {}).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(report.size, bytes.len() as u64);
+        assert_eq!(
+            report.sha256,
+            ggml::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
+    }
+
+    #[test]
+    fn progress_counts_tensors_up_to_the_total() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let dir = m.write_dir();
+        let mut seen = Vec::new();
+        convert_ct2_dir(
+            dir.path(),
+            &dir.path().join("o.bin"),
+            GgmlType::F16,
+            &mut |p| seen.push(p),
+        )
+        .unwrap();
+        let total = (7 + 15 + 4 + 24) as u64;
+        assert_eq!(seen.len() as u64, total);
+        assert!(seen
+            .iter()
+            .all(|p| p.stage == Stage::Converting && p.total == Some(total)));
+        assert_eq!(seen.last().map(|p| p.done), Some(total));
+    }
+
+    #[test]
+    fn truncated_models_are_refused_without_output() {
+        let m = Ct2Model::whisper(32, 1, 1);
+        let bytes = m.to_bytes();
+        for cut in [0, 3, 10, 40, bytes.len() / 2, bytes.len() - 1] {
+            let dir = m.write_dir();
+            std::fs::write(dir.path().join("model.bin"), &bytes[..cut]).unwrap();
+            let msg = refused(dir.path(), GgmlType::F16);
+            assert!(msg.contains("truncated"), "cut at {cut}: {msg}");
+        }
+    }
+
+    #[test]
+    fn unsupported_binary_version_is_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.version = 7;
+        assert!(refused_model(&m).contains("binary version 7"));
+    }
+
+    #[test]
+    fn non_whisper_spec_is_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.spec = "TransformerSpec".into();
+        assert!(refused_model(&m).contains("TransformerSpec"));
+    }
+
+    #[test]
+    fn unknown_dtype_is_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.put("encoder/layer_norm/beta", &[32], 9, vec![0; 32 * 4]);
+        assert!(refused_model(&m).contains("unknown dtype 9"));
+    }
+
+    #[test]
+    fn byte_length_disagreeing_with_shape_is_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.put("encoder/layer_norm/beta", &[32], 0, vec![0; 31 * 4]);
+        assert!(refused_model(&m).contains("124 bytes"));
+    }
+
+    #[test]
+    fn missing_tensor_is_refused_by_name() {
+        let mut m = Ct2Model::whisper(32, 2, 1);
+        m.vars
+            .retain(|v| v.name != "encoder/layer_1/ffn/linear_1/bias");
+        assert!(refused_model(&m).contains("encoder/layer_1/ffn/linear_1/bias"));
+    }
+
+    #[test]
+    fn inconsistent_shapes_are_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.float("decoder/layer_0/attention/linear_1/weight", &[96, 32]);
+        let msg = refused_model(&m);
+        assert!(
+            msg.contains("[96, 32]") && msg.contains("[64, 32]"),
+            "{msg}"
+        );
+
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.float("decoder/position_encodings/encodings", &[TEXT_CTX, 16]);
+        assert!(refused_model(&m).contains("widths disagree"));
+    }
+
+    #[test]
+    fn unsupported_activation_is_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.scalar("decoder/activation", 1, vec![0]);
+        assert!(refused_model(&m).contains("GELU"));
+    }
+
+    #[test]
+    fn vocabulary_problems_are_refused() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.vocabulary = m.vocabulary.replace("<|endoftext|>", "eot");
+        assert!(refused_model(&m).contains("endoftext"));
+
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.vocabulary.push_str("<|extra|>\n");
+        assert!(refused_model(&m).contains("50261 tokens"));
+
+        let m = Ct2Model::whisper(32, 1, 1);
+        let dir = m.write_dir();
+        std::fs::remove_file(dir.path().join("vocabulary.txt")).unwrap();
+        assert!(refused(dir.path(), GgmlType::F16).contains("vocabulary.txt"));
+
+        let dir = m.write_dir();
+        std::fs::write(dir.path().join("vocabulary.txt"), [0xff, 0xfe, b'\n']).unwrap();
+        assert!(refused(dir.path(), GgmlType::F16).contains("UTF-8"));
+    }
+
+    #[test]
+    fn directory_without_a_model_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(refused(dir.path(), GgmlType::F16).contains("model.bin"));
+    }
+
+    #[test]
+    fn failed_conversion_leaves_an_existing_output_untouched() {
+        let mut m = Ct2Model::whisper(32, 1, 1);
+        m.vars.retain(|v| v.name != "decoder/layer_norm/gamma");
+        let dir = m.write_dir();
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"previous model").unwrap();
+        convert_ct2_dir(dir.path(), &out, GgmlType::F16, &mut |_| {}).unwrap_err();
+        assert_eq!(std::fs::read(&out).unwrap(), b"previous model");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+}

