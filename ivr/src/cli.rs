@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use speech::audio::{resample::resample, wav};
-use speech::models::{FetchOptions, GgmlType, ModelStore, Progress};
+use speech::models::{FetchOptions, GgmlType, ModelStore, Progress, Source};
 use speech::stt::{
     SttLanguage, SttRequest, Transcriber, WhisperConfig, WhisperTranscriber, WindowPolicy,
 };
@@ -421,16 +421,18 @@ fn models(store: &ModelStore, command: ModelsCommand) -> anyhow::Result<()> {
                 bail!("name at least one model, e.g. `ivr models fetch tiny.en base`");
             }
             for name in names {
-                let opts = FetchOptions {
+                let mut opts = FetchOptions {
                     force,
-                    skip_upstream: no_upstream,
                     ..FetchOptions::default()
                 };
+                if no_upstream {
+                    opts.sources.retain(|s| *s != Source::Upstream);
+                }
                 let info = store
                     .fetch(&name, &opts, &mut progress)
                     .with_context(|| format!("fetching {name}"))?;
                 eprintln!();
-                println!("{}\t{}\t{}", info.name, info.sha256, info.path.display());
+                println!("{}\t{}\t{}", info.name, info.sha256.as_deref().unwrap_or("-"), info.path.display());
             }
         }
         ModelsCommand::List { verify } => {
@@ -454,7 +456,7 @@ fn models(store: &ModelStore, command: ModelsCommand) -> anyhow::Result<()> {
                     "{}\t{:.1} MB\t{}\t{}\t{ok}",
                     m.name,
                     m.size as f64 / 1e6,
-                    m.sha256,
+                    m.sha256.as_deref().unwrap_or("-"),
                     m.source
                 );
             }
@@ -462,7 +464,7 @@ fn models(store: &ModelStore, command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Import { dir, name, ftype } => {
             let info = store.import(&dir, &name, ftype.into(), &mut progress)?;
             eprintln!();
-            println!("{}\t{}\t{}", info.name, info.sha256, info.path.display());
+            println!("{}\t{}\t{}", info.name, info.sha256.as_deref().unwrap_or("-"), info.path.display());
         }
     }
     Ok(())

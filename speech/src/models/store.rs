@@ -81,6 +81,23 @@ pub enum ModelSource {
     Unrecorded,
 }
 
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Upstream { url } => write!(f, "{url}"),
+            ModelSource::PyPi { packages } => {
+                let names: Vec<String> = packages
+                    .iter()
+                    .map(|p| format!("{}=={}", p.name, p.version))
+                    .collect();
+                write!(f, "pypi:{}", names.join("+"))
+            }
+            ModelSource::Import { dir } => write!(f, "import:{}", dir.display()),
+            ModelSource::Unrecorded => f.write_str("unrecorded"),
+        }
+    }
+}
+
 /// One PyPI package a model was built from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageRef {
