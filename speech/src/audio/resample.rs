@@ -103,6 +103,9 @@ struct Engine {
 /// Smallest FFT block, in samples at the lower of the two rates: long enough for a flat
 /// passband up to 3.4 kHz at 8 kHz (half of it is the filter's delay): 20 ms at 8 kHz.
 const MIN_FFT_BLOCK: usize = 160;
+/// Largest block, in samples on the faster side, before the minimum above gives way.
+const MAX_FFT_BLOCK: usize = 1 << 19;
+
 impl Resampler {
     /// A resampler from `from` to `to`. Any pair of valid rates works.
     pub fn new(from: SampleRate, to: SampleRate) -> Result<Self> {
@@ -188,6 +191,9 @@ impl Engine {
         let gcd = gcd(from_hz, to_hz);
         let (unit_in, unit_out) = (from_hz / gcd, to_hz / gcd);
         let mut units = MIN_FFT_BLOCK.div_ceil(unit_in.min(unit_out));
+        // Extreme ratios (a few Hz to hundreds of kHz) would ask for huge blocks on the fast
+        // side; there a single exact block is enough.
+        units = units.min((MAX_FFT_BLOCK / unit_in.max(unit_out)).max(1));
         // rubato's filter is centred on the middle of the block: with an odd block that
         // falls between two samples, half a sample off the delay it reports.
         if units % 2 == 1 && (unit_in % 2 == 1 || unit_out % 2 == 1) {
@@ -620,6 +626,14 @@ mod tests {
         second.append(&stream.flush().unwrap()).unwrap();
         assert_eq!(first, second);
         assert!(stream.flush().unwrap().is_empty());
+    }
+
+    #[test]
+    fn extreme_ratios_work_without_huge_blocks() {
+        let output = resample(&Pcm::new(rate(7), vec![0.5; 20]), rate(384_000)).unwrap();
+        assert_eq!(output.len(), 1_097_143);
+        let back = resample(&output, rate(7)).unwrap();
+        assert_eq!(back.len(), 20);
     }
 
     #[test]
