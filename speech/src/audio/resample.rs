@@ -47,7 +47,7 @@
 //! assert_eq!(heard, wide);
 //! # Ok(()) }
 //! ```
-//!
+
 use std::fmt;
 use std::time::Duration;
 
