@@ -57,10 +57,12 @@ use crate::{Error, Result};
 
 mod espeak;
 mod flite;
+mod pack;
 mod voices;
 
 pub use espeak::EspeakSynthesizer;
 pub use flite::FliteSynthesizer;
+pub use pack::PromptPack;
 pub use voices::{Engine, Speaker, VoiceChoice, VoiceConfig};
 
 /// A piece of what is to be spoken: words, or a pause between them.
