@@ -55,11 +55,13 @@ use std::time::Duration;
 use crate::audio::{Pcm, SampleRate};
 use crate::{Error, Result};
 
+mod cache;
 mod espeak;
 mod flite;
 mod pack;
 mod voices;
 
+pub use cache::{CacheKey, CachedSynthesizer, RenderCache};
 pub use espeak::EspeakSynthesizer;
 pub use flite::FliteSynthesizer;
 pub use pack::PromptPack;
