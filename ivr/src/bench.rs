@@ -15,11 +15,13 @@ use clap::Args;
 use speech::audio::{g711::Law, resample::resample};
 use speech::corpus::{hotline_phrases, PhraseKind};
 use speech::models::ModelStore;
-use speech::stt::{word_error_rate, SttRequest, Transcriber, WhisperConfig, WindowPolicy, WordErrors};
-use speech::tts::{SpeakOptions, SpeechRate};
+use speech::stt::{
+    word_error_rate, SttRequest, Transcriber, WhisperConfig, WindowPolicy, WordErrors,
+};
+use speech::tts::{SpeakOptions, SpeechRate, Synthesizer};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
-use crate::cli::{load_whisper, speaker};
+use crate::cli::load_whisper;
 
 /// Options of `ivr bench stt`.
 #[derive(Debug, Args)]
@@ -115,7 +117,8 @@ pub fn stt(store: &ModelStore, data: &Path, args: SttBenchArgs) -> anyhow::Resul
                 let stt = load_whisper(store, model, config)?;
                 // Warm-up: the first decode allocates buffers.
                 stt.transcribe(&utterances[0].audio, &SttRequest::default())?;
-                let mut rows: Vec<Vec<(f64, WordErrors, u8, f64)>> = vec![Vec::new(); BUCKETS.len()];
+                let mut rows: Vec<Vec<(f64, WordErrors, u8, f64)>> =
+                    vec![Vec::new(); BUCKETS.len()];
                 for u in &utterances {
                     let r = stt.transcribe(&u.audio, &SttRequest::default())?;
                     let errors = word_error_rate(&u.reference, &r.text);
@@ -170,30 +173,56 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Phrases spoken by each voice through the telephone path, grouped by length: single
 /// phrases make the ~1 s and ~2 s groups, phrases joined with short pauses the ~4 s and ~8 s.
-fn build_utterances(data: &Path, voices: &[&str], telephone: bool) -> anyhow::Result<Vec<Utterance>> {
-    let speaker = speaker(data)?;
+fn build_utterances(
+    data: &Path,
+    voices: &[&str],
+    telephone: bool,
+) -> anyhow::Result<Vec<Utterance>> {
+    let _ = data;
+    let flite = speech::tts::FliteSynthesizer::new();
     let phrases = hotline_phrases();
     let mut out = Vec::new();
     for voice in voices {
         let opts = SpeakOptions {
             voice: Some((*voice).to_string()),
             rate: SpeechRate::Normal,
-            output_rate: if telephone { SampleRate::HZ_8000 } else { SampleRate::HZ_16000 },
+            output_rate: if telephone {
+                SampleRate::HZ_8000
+            } else {
+                SampleRate::HZ_16000
+            },
         };
         let mut singles = Vec::new();
         for p in &phrases {
-            let audio = speaker.speak(Locale::En, &verbalize::expand(Locale::En, p.text), &opts)?;
-            let audio = if telephone { Law::Mu.round_trip(&audio) } else { audio };
+            let audio = flite.synthesize(&verbalize::expand(Locale::En, p.text), &opts)?;
+            let audio = if telephone {
+                Law::Mu.round_trip(&audio)
+            } else {
+                audio
+            };
             let audio = resample(&audio, SampleRate::HZ_16000)?;
             singles.push((p, audio));
         }
         for (p, audio) in &singles {
             let secs = audio.duration().as_secs_f64();
-            let bucket = if secs < 1.5 { 0 } else if secs < 3.0 { 1 } else { continue };
-            out.push(Utterance { bucket, reference: p.text.to_string(), audio: audio.clone() });
+            let bucket = if secs < 1.5 {
+                0
+            } else if secs < 3.0 {
+                1
+            } else {
+                continue;
+            };
+            out.push(Utterance {
+                bucket,
+                reference: p.text.to_string(),
+                audio: audio.clone(),
+            });
         }
         // Longer utterances: join sentences (not isolated words) until the target length.
-        let sentences: Vec<_> = singles.iter().filter(|(p, _)| p.kind != PhraseKind::Word).collect();
+        let sentences: Vec<_> = singles
+            .iter()
+            .filter(|(p, _)| p.kind != PhraseKind::Word)
+            .collect();
         for (bucket, target) in [(2usize, 3.5f64), (3, 7.0)] {
             let mut i = 0;
             let mut made = 0;
@@ -209,7 +238,11 @@ fn build_utterances(data: &Path, voices: &[&str], telephone: bool) -> anyhow::Re
                     i += 1;
                 }
                 if audio.duration().as_secs_f64() >= target {
-                    out.push(Utterance { bucket, reference: words.join(" "), audio });
+                    out.push(Utterance {
+                        bucket,
+                        reference: words.join(" "),
+                        audio,
+                    });
                     made += 1;
                 }
             }

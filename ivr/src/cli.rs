@@ -22,7 +22,7 @@ use speech::models::{FetchOptions, GgmlType, ModelStore, Progress, Source};
 use speech::stt::{
     SttLanguage, SttRequest, Transcriber, WhisperConfig, WhisperTranscriber, WindowPolicy,
 };
-use speech::tts::{SpeakOptions, Speaker, SpeechRate, VoiceConfig};
+use speech::tts::{Speaker, SpeechRate, VoiceChoice, VoiceConfig};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
 use crate::bench;
@@ -248,7 +248,11 @@ pub fn models_dir(flag: Option<&Path>) -> PathBuf {
 /// The data directory: flag, `IVR_DATA_DIR`, `./data`.
 pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("IVR_DATA_DIR").filter(|p| !p.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("IVR_DATA_DIR")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from("data"))
 }
 
@@ -266,10 +270,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The speaker with the default voices and the render cache under the data directory.
-pub fn speaker(data: &Path) -> anyhow::Result<Speaker> {
-    Speaker::new(VoiceConfig::default(), Some(&data.join("tts-cache")))
-        .context("setting up text-to-speech")
+/// The speaker with `voices` and the render cache under the data directory.
+pub fn speaker(data: &Path, voices: VoiceConfig) -> anyhow::Result<Speaker> {
+    Speaker::cached(voices, &data.join("tts-cache")).context("opening the rendered-prompt cache")
 }
 
 /// Loads a Whisper model by name or path.
@@ -283,13 +286,14 @@ pub fn load_whisper(
 }
 
 fn demo(store: &ModelStore, data: &Path, out: &Path, model: &str) -> anyhow::Result<()> {
-    let speaker = speaker(data)?;
-    let opts = SpeakOptions {
-        output_rate: SampleRate::HZ_16000,
-        ..SpeakOptions::default()
-    };
+    let speaker = speaker(data, VoiceConfig::default())?;
     let t0 = Instant::now();
-    let audio = speaker.speak(Locale::En, &verbalize::expand(Locale::En, GREETING_EN), &opts)?;
+    let audio = speaker.speak(
+        Locale::En,
+        &verbalize::expand(Locale::En, GREETING_EN),
+        SpeechRate::Normal,
+        SampleRate::HZ_16000,
+    )?;
     let tts_ms = t0.elapsed().as_millis();
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -328,7 +332,12 @@ fn transcribe(store: &ModelStore, args: TranscribeArgs) -> anyhow::Result<()> {
     let hints: Vec<String> = args
         .hints
         .as_deref()
-        .map(|h| h.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|h| {
+            h.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let grammar = match args.grammar.as_deref() {
         Some(g) => {
@@ -376,13 +385,24 @@ fn say(data: &Path, args: SayArgs) -> anyhow::Result<()> {
         bail!("say needs -o OUT.wav, --play, or both");
     }
     let locale: Locale = args.lang.parse()?;
-    let opts = SpeakOptions {
-        voice: args.voice.clone(),
-        rate: args.rate.into(),
-        output_rate: SampleRate::new(args.sample_rate)?,
-    };
-    let speaker = speaker(data)?;
-    let audio = speaker.speak(locale, &verbalize::expand(locale, &args.text), &opts)?;
+    let mut voices = VoiceConfig::default();
+    if let Some(voice) = &args.voice {
+        let engine = voices.choice(locale).engine;
+        voices.set(
+            locale,
+            VoiceChoice {
+                engine,
+                voice: Some(voice.clone()),
+            },
+        );
+    }
+    let speaker = speaker(data, voices)?;
+    let audio = speaker.speak(
+        locale,
+        &verbalize::expand(locale, &args.text),
+        args.rate.into(),
+        SampleRate::new(args.sample_rate)?,
+    )?;
     if let Some(out) = &args.out {
         wav::write(out, &audio)?;
         eprintln!(
@@ -399,11 +419,17 @@ fn say(data: &Path, args: SayArgs) -> anyhow::Result<()> {
 }
 
 fn play(audio: &Pcm) -> anyhow::Result<()> {
-    let sink = rodio::OutputStreamBuilder::open_default_stream().map_err(|e| {
+    let device = rodio::DeviceSinkBuilder::open_default_sink().map_err(|e| {
         anyhow::anyhow!("no audio output device to play on ({e}); write a file with -o instead")
     })?;
-    let source = rodio::buffer::SamplesBuffer::new(1, audio.rate().hz(), audio.samples().to_vec());
-    let player = rodio::Sink::connect_new(sink.mixer());
+    let (Some(channels), Some(rate)) = (
+        std::num::NonZeroU16::new(1),
+        std::num::NonZeroU32::new(audio.rate().hz()),
+    ) else {
+        bail!("cannot play audio at {}", audio.rate());
+    };
+    let source = rodio::buffer::SamplesBuffer::new(channels, rate, audio.samples().to_vec());
+    let player = rodio::Player::connect_new(device.mixer());
     player.append(source);
     player.sleep_until_end();
     Ok(())
@@ -432,7 +458,12 @@ fn models(store: &ModelStore, command: ModelsCommand) -> anyhow::Result<()> {
                     .fetch(&name, &opts, &mut progress)
                     .with_context(|| format!("fetching {name}"))?;
                 eprintln!();
-                println!("{}\t{}\t{}", info.name, info.sha256.as_deref().unwrap_or("-"), info.path.display());
+                println!(
+                    "{}\t{}\t{}",
+                    info.name,
+                    info.sha256.as_deref().unwrap_or("-"),
+                    info.path.display()
+                );
             }
         }
         ModelsCommand::List { verify } => {
@@ -464,7 +495,12 @@ fn models(store: &ModelStore, command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Import { dir, name, ftype } => {
             let info = store.import(&dir, &name, ftype.into(), &mut progress)?;
             eprintln!();
-            println!("{}\t{}\t{}", info.name, info.sha256.as_deref().unwrap_or("-"), info.path.display());
+            println!(
+                "{}\t{}\t{}",
+                info.name,
+                info.sha256.as_deref().unwrap_or("-"),
+                info.path.display()
+            );
         }
     }
     Ok(())

@@ -27,7 +27,16 @@ fn say_then_transcribe_telephone_audio() {
     let wav = dir.path().join("call.wav");
     let wav = wav.to_str().unwrap();
     let o = ivr(
-        &["say", "I want to file a complaint", "--voice", "rms", "--sample-rate", "8000", "-o", wav],
+        &[
+            "say",
+            "I want to file a complaint",
+            "--voice",
+            "rms",
+            "--sample-rate",
+            "8000",
+            "-o",
+            wav,
+        ],
         dir.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -43,7 +52,13 @@ fn say_then_transcribe_telephone_audio() {
     let o = ivr(&["transcribe", wav, "--json"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON line");
-    for key in ["text", "confidence", "no_speech_probability", "audio_ms", "processing_ms"] {
+    for key in [
+        "text",
+        "confidence",
+        "no_speech_probability",
+        "audio_ms",
+        "processing_ms",
+    ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["input_rate"], 8000);
@@ -60,7 +75,10 @@ fn transcribing_something_that_is_not_a_wav_fails_clearly() {
     let o = ivr(&["transcribe", bogus.to_str().unwrap()], dir.path());
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("notes.wav") && err.contains("not a usable WAV"), "{err}");
+    assert!(
+        err.contains("notes.wav") && err.contains("not a usable WAV"),
+        "{err}"
+    );
 
     let missing = dir.path().join("missing.wav");
     let o = ivr(&["transcribe", missing.to_str().unwrap()], dir.path());
@@ -74,7 +92,15 @@ fn unknown_models_are_named_with_a_way_out() {
     let wav = dir.path().join("x.wav");
     let o = ivr(&["say", "hello", "-o", wav.to_str().unwrap()], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = ivr(&["transcribe", wav.to_str().unwrap(), "--model", "no-such-model"], dir.path());
+    let o = ivr(
+        &[
+            "transcribe",
+            wav.to_str().unwrap(),
+            "--model",
+            "no-such-model",
+        ],
+        dir.path(),
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no-such-model"), "{}", stderr(&o));
     assert!(stderr(&o).contains("ivr models fetch"), "{}", stderr(&o));
@@ -102,13 +128,31 @@ fn say_speaks_mongolian_and_slower() {
     let slower = dir.path().join("s.wav");
     let text = "Таны дугаар 4710395823";
     for (path, rate) in [(&normal, "normal"), (&slower, "slower")] {
-        let o = ivr(&["say", text, "--lang", "mn", "--rate", rate, "-o", path.to_str().unwrap()], dir.path());
+        let o = ivr(
+            &[
+                "say",
+                text,
+                "--lang",
+                "mn",
+                "--rate",
+                rate,
+                "-o",
+                path.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let n = speech::audio::wav::read(&normal).unwrap().duration();
     let s = speech::audio::wav::read(&slower).unwrap().duration();
-    assert!(n.as_secs_f64() > 3.0, "ten digits and words take time: {n:?}");
-    assert!(s.as_secs_f64() > n.as_secs_f64() * 1.2, "slower {s:?} vs normal {n:?}");
+    assert!(
+        n.as_secs_f64() > 3.0,
+        "ten digits and words take time: {n:?}"
+    );
+    assert!(
+        s.as_secs_f64() > n.as_secs_f64() * 1.2,
+        "slower {s:?} vs normal {n:?}"
+    );
 }
 
 #[test]

@@ -29,8 +29,8 @@
 pub mod audio;
 pub mod corpus;
 mod error;
-mod locale;
 pub mod listen;
+mod locale;
 pub mod models;
 pub mod stt;
 pub mod tts;

@@ -26,7 +26,8 @@ pub fn model_path(name: &str) -> PathBuf {
 
 /// A transcriber for `name` with the production settings, loaded once per test binary.
 pub fn whisper(name: &'static str) -> Arc<WhisperTranscriber> {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(String, Arc<WhisperTranscriber>)>>> = OnceLock::new();
+    type Loaded = Vec<(String, Arc<WhisperTranscriber>)>;
+    static CACHE: OnceLock<std::sync::Mutex<Loaded>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().expect("model cache lock");
     if let Some((_, t)) = cache.iter().find(|(n, _)| n == name) {
@@ -47,5 +48,6 @@ pub fn whisper_full_window(name: &str) -> WhisperTranscriber {
         vad_gate: false,
         ..WhisperConfig::default()
     };
-    WhisperTranscriber::load(&model_path(name), config).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    WhisperTranscriber::load(&model_path(name), config)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }

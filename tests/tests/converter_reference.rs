@@ -35,7 +35,11 @@ fn reference(model: &str) -> BTreeMap<String, String> {
 fn agree_with_reference(model: &'static str) {
     let stt = whisper_full_window(model);
     let reference = reference(model);
-    assert!(reference.len() >= 30, "reference set too small: {}", reference.len());
+    assert!(
+        reference.len() >= 30,
+        "reference set too small: {}",
+        reference.len()
+    );
     let mut errors = WordErrors::default();
     let mut same = 0;
     let mut differences = Vec::new();
@@ -43,13 +47,18 @@ fn agree_with_reference(model: &'static str) {
         let path = testdata().join(format!("phrases/{key}.wav"));
         let audio = wav::read(&path).unwrap_or_else(|e| panic!("{e}"));
         let audio = resample(&audio, SampleRate::HZ_16000).expect("resample");
-        let got = stt.transcribe(&audio, &SttRequest::default()).expect("transcribe");
+        let got = stt
+            .transcribe(&audio, &SttRequest::default())
+            .expect("transcribe");
         let e = word_error_rate(expected, &got.text);
         errors = errors + e;
         if normalize_words(expected) == normalize_words(&got.text) {
             same += 1;
         } else {
-            differences.push(format!("{key}: faster-whisper {expected:?}, ours {:?}", got.text));
+            differences.push(format!(
+                "{key}: faster-whisper {expected:?}, ours {:?}",
+                got.text
+            ));
         }
     }
     let share = same as f64 / reference.len() as f64;
@@ -59,7 +68,11 @@ fn agree_with_reference(model: &'static str) {
         errors.rate() * 100.0,
         differences.join("\n")
     );
-    assert!(share >= 0.85, "{model}: only {same}/{} transcripts match the reference runtime", reference.len());
+    assert!(
+        share >= 0.85,
+        "{model}: only {same}/{} transcripts match the reference runtime",
+        reference.len()
+    );
     assert!(
         errors.rate() <= 0.05,
         "{model}: word error rate between runtimes {:.1} % is above 5 %",

@@ -13,30 +13,37 @@ use ivr_tests::whisper;
 use speech::audio::{g711::Law, resample::resample};
 use speech::corpus::{hotline_phrases, PhraseKind};
 use speech::stt::{
-    normalize_words, word_error_rate, DecodingGrammar, Outcome, SttRequest, Transcriber,
-    WordErrors,
+    normalize_words, word_error_rate, DecodingGrammar, Outcome, SttRequest, Transcriber, WordErrors,
 };
-use speech::tts::{SpeakOptions, Speaker, VoiceConfig};
+use speech::tts::{FliteSynthesizer, SpeakOptions, Synthesizer};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
 const CALLER_VOICES: [&str; 2] = ["rms", "awb"];
 
-fn speaker() -> Speaker {
-    Speaker::new(VoiceConfig::default(), None).expect("text-to-speech available")
+fn speaker() -> FliteSynthesizer {
+    FliteSynthesizer::new()
 }
 
 /// A phrase spoken by `voice`, either wideband or through the telephone path, at 16 kHz.
-fn spoken(speaker: &Speaker, voice: &str, text: &str, telephone: bool) -> Pcm {
-    let rate = if telephone { SampleRate::HZ_8000 } else { SampleRate::HZ_16000 };
+fn spoken(speaker: &FliteSynthesizer, voice: &str, text: &str, telephone: bool) -> Pcm {
+    let rate = if telephone {
+        SampleRate::HZ_8000
+    } else {
+        SampleRate::HZ_16000
+    };
     let opts = SpeakOptions {
         voice: Some(voice.to_string()),
         output_rate: rate,
         ..SpeakOptions::default()
     };
     let audio = speaker
-        .speak(Locale::En, &verbalize::expand(Locale::En, text), &opts)
+        .synthesize(&verbalize::expand(Locale::En, text), &opts)
         .expect("synthesis");
-    let audio = if telephone { Law::Mu.round_trip(&audio) } else { audio };
+    let audio = if telephone {
+        Law::Mu.round_trip(&audio)
+    } else {
+        audio
+    };
     resample(&audio, SampleRate::HZ_16000).expect("resample")
 }
 
@@ -61,7 +68,9 @@ fn run_set(telephone: bool) -> Score {
     for voice in CALLER_VOICES {
         for p in hotline_phrases() {
             let audio = spoken(&speaker, voice, p.text, telephone);
-            let heard = stt.transcribe(&audio, &SttRequest::default()).expect("transcribe");
+            let heard = stt
+                .transcribe(&audio, &SttRequest::default())
+                .expect("transcribe");
             let e = word_error_rate(p.text, &heard.text);
             score.report.push(format!(
                 "{voice} {} {:?} -> {:?} ({} errors, {} ms)",
@@ -79,7 +88,10 @@ fn run_set(telephone: bool) -> Score {
                         .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
                         .collect();
                     if want != got {
-                        score.digit_failures.push(format!("{voice} {}: {:?} heard as {:?}", p.id, p.text, heard.text));
+                        score.digit_failures.push(format!(
+                            "{voice} {}: {:?} heard as {:?}",
+                            p.id, p.text, heard.text
+                        ));
                     }
                 }
                 PhraseKind::Phrase => score.phrase_errors = score.phrase_errors + e,
@@ -134,7 +146,16 @@ fn caller_voices_are_understood_through_8_khz_mu_law() {
 fn isolated_menu_words_are_heard_with_a_grammar() {
     let stt = whisper("tiny.en");
     let speaker = speaker();
-    let menu = ["operator", "repeat", "complaint", "English", "help", "yes", "no", "status"];
+    let menu = [
+        "operator",
+        "repeat",
+        "complaint",
+        "English",
+        "help",
+        "yes",
+        "no",
+        "status",
+    ];
     let request = SttRequest {
         hints: menu.iter().map(|s| s.to_string()).collect(),
         grammar: Some(DecodingGrammar::phrases(&menu).expect("grammar")),
@@ -145,14 +166,20 @@ fn isolated_menu_words_are_heard_with_a_grammar() {
         for word in menu {
             let audio = spoken(&speaker, voice, word, true);
             let heard = stt.transcribe(&audio, &request).expect("transcribe");
-            eprintln!("{voice} {word:?} -> {:?} (confidence {:.2})", heard.text, heard.confidence);
+            eprintln!(
+                "{voice} {word:?} -> {:?} (confidence {:.2})",
+                heard.text, heard.confidence
+            );
             if word_error_rate(word, &heard.text).errors != 0 {
                 misses.push(format!("{voice}: {word} heard as {:?}", heard.text));
             }
         }
     }
     // 16 words through the telephone path: allow one miss.
-    assert!(misses.len() <= 1, "menu words misheard with a grammar: {misses:#?}");
+    assert!(
+        misses.len() <= 1,
+        "menu words misheard with a grammar: {misses:#?}"
+    );
 }
 
 fn noise(seconds: f32, level: f32, seed: u32) -> Pcm {
@@ -175,19 +202,26 @@ fn silence_and_line_noise_are_nothing_heard() {
     let hum: Vec<f32> = (0..32_000)
         .map(|i| (2.0 * std::f32::consts::PI * 50.0 * i as f32 / 16_000.0).sin() * 0.05)
         .collect();
-    let line = Law::Mu.round_trip(
-        &resample(&noise(2.0, 0.01, 7), SampleRate::HZ_8000).expect("resample"),
-    );
+    let line =
+        Law::Mu.round_trip(&resample(&noise(2.0, 0.01, 7), SampleRate::HZ_8000).expect("resample"));
     let cases = [
-        ("digital silence", Pcm::silence(SampleRate::HZ_16000, Duration::from_secs(2))),
+        (
+            "digital silence",
+            Pcm::silence(SampleRate::HZ_16000, Duration::from_secs(2)),
+        ),
         ("white noise -40 dBFS", noise(2.0, 0.017, 1)),
         ("white noise -20 dBFS", noise(2.0, 0.17, 2)),
         ("50 Hz hum", Pcm::new(SampleRate::HZ_16000, hum)),
-        ("µ-law line hiss", resample(&line, SampleRate::HZ_16000).expect("resample")),
+        (
+            "µ-law line hiss",
+            resample(&line, SampleRate::HZ_16000).expect("resample"),
+        ),
         ("empty", Pcm::new(SampleRate::HZ_16000, Vec::new())),
     ];
     for (name, audio) in cases {
-        let heard = stt.transcribe(&audio, &SttRequest::default()).expect("transcribe");
+        let heard = stt
+            .transcribe(&audio, &SttRequest::default())
+            .expect("transcribe");
         assert!(
             matches!(heard.outcome, Outcome::NothingHeard(_)),
             "{name} was heard as {:?}",
@@ -201,7 +235,10 @@ fn silence_and_line_noise_are_nothing_heard() {
 fn wrong_rate_and_wrong_language_are_clear_errors() {
     let stt = whisper("tiny.en");
     let err = stt
-        .transcribe(&Pcm::silence(SampleRate::HZ_8000, Duration::from_secs(1)), &SttRequest::default())
+        .transcribe(
+            &Pcm::silence(SampleRate::HZ_8000, Duration::from_secs(1)),
+            &SttRequest::default(),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("16 kHz"), "{err}");
     let mn = SttRequest {

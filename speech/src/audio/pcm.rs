@@ -71,7 +71,10 @@ impl Pcm {
 
     /// Audio from 16-bit linear PCM.
     pub fn from_i16(rate: SampleRate, samples: &[i16]) -> Self {
-        Self::new(rate, samples.iter().map(|&s| f32::from(s) / 32768.0).collect())
+        Self::new(
+            rate,
+            samples.iter().map(|&s| f32::from(s) / 32768.0).collect(),
+        )
     }
 
     /// The samples as 16-bit linear PCM (clipped, rounded).
@@ -144,7 +147,11 @@ impl Pcm {
         if self.samples.is_empty() {
             return 0.0;
         }
-        let sum: f64 = self.samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        let sum: f64 = self
+            .samples
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum();
         (sum / self.samples.len() as f64).sqrt() as f32
     }
 

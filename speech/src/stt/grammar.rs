@@ -166,7 +166,10 @@ mod tests {
     fn phrase_grammar_is_well_formed() {
         let g = DecodingGrammar::phrases(&["operator", "repeat"]).unwrap();
         assert_eq!(g.rules().len(), 4);
-        assert!(g.rules().iter().all(|r| r.last() == Some(&GrammarElement::End)));
+        assert!(g
+            .rules()
+            .iter()
+            .all(|r| r.last() == Some(&GrammarElement::End)));
         assert!(g.gbnf().contains("\"operator\" | \"repeat\""));
         // 'o' may also be 'O'.
         assert_eq!(
@@ -178,8 +181,15 @@ mod tests {
     #[test]
     fn malformed_grammars_are_refused() {
         assert!(DecodingGrammar::phrases::<&str>(&[]).is_err());
-        assert!(DecodingGrammar::new(vec![vec![GrammarElement::RuleRef(3), GrammarElement::End]], 0, String::new()).is_err());
-        assert!(DecodingGrammar::new(vec![vec![GrammarElement::Char('a')]], 0, String::new()).is_err());
+        assert!(DecodingGrammar::new(
+            vec![vec![GrammarElement::RuleRef(3), GrammarElement::End]],
+            0,
+            String::new()
+        )
+        .is_err());
+        assert!(
+            DecodingGrammar::new(vec![vec![GrammarElement::Char('a')]], 0, String::new()).is_err()
+        );
         assert!(DecodingGrammar::new(vec![vec![GrammarElement::End]], 1, String::new()).is_err());
     }
 }

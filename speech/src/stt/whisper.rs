@@ -151,10 +151,11 @@ impl WhisperTranscriber {
             path: path.to_path_buf(),
             reason: "path is not valid UTF-8".into(),
         })?;
-        let ctx = WhisperContext::new_with_params(path_str, params).map_err(|e| Error::BadModel {
-            path: path.to_path_buf(),
-            reason: format!("whisper.cpp could not load it ({e})"),
-        })?;
+        let ctx =
+            WhisperContext::new_with_params(path_str, params).map_err(|e| Error::BadModel {
+                path: path.to_path_buf(),
+                reason: format!("whisper.cpp could not load it ({e})"),
+            })?;
         let multilingual = ctx.is_multilingual();
         let eot = ctx.token_eot();
         let ctx = Arc::new(ctx);
@@ -439,9 +440,17 @@ fn check_ggml_header(path: &Path) -> Result<()> {
             "not a whisper.cpp ggml file (magic {magic:#010x}, expected 0x67676d6c)"
         )));
     }
-    let hp = |i: usize| i32::from_le_bytes([header[4 + i * 4], header[5 + i * 4], header[6 + i * 4], header[7 + i * 4]]);
+    let hp = |i: usize| {
+        i32::from_le_bytes([
+            header[4 + i * 4],
+            header[5 + i * 4],
+            header[6 + i * 4],
+            header[7 + i * 4],
+        ])
+    };
     let (n_vocab, n_audio_ctx, n_mels) = (hp(0), hp(1), hp(9));
-    if !(1000..=100_000).contains(&n_vocab) || n_audio_ctx != 1500 || !(80..=128).contains(&n_mels) {
+    if !(1000..=100_000).contains(&n_vocab) || n_audio_ctx != 1500 || !(80..=128).contains(&n_mels)
+    {
         return Err(bad(format!(
             "implausible hyper-parameters (n_vocab {n_vocab}, n_audio_ctx {n_audio_ctx}, n_mels {n_mels})"
         )));
@@ -488,7 +497,10 @@ impl StatePool {
                     if priority == Priority::Interactive {
                         inner.interactive_waiting -= 1;
                     }
-                    return Ok(PooledState { pool: self, state: Some(state) });
+                    return Ok(PooledState {
+                        pool: self,
+                        state: Some(state),
+                    });
                 }
                 if inner.created < self.size {
                     inner.created += 1;
@@ -497,13 +509,18 @@ impl StatePool {
                     }
                     drop(inner);
                     return match ctx.create_state() {
-                        Ok(state) => Ok(PooledState { pool: self, state: Some(state) }),
+                        Ok(state) => Ok(PooledState {
+                            pool: self,
+                            state: Some(state),
+                        }),
                         Err(e) => {
                             if let Ok(mut inner) = self.inner.lock() {
                                 inner.created -= 1;
                             }
                             self.freed.notify_all();
-                            Err(Error::Transcribe(format!("could not create a decoder state: {e}")))
+                            Err(Error::Transcribe(format!(
+                                "could not create a decoder state: {e}"
+                            )))
                         }
                     };
                 }
@@ -524,14 +541,18 @@ impl std::ops::Deref for PooledState<'_> {
 
     fn deref(&self) -> &WhisperState {
         // Invariant: `state` is Some until drop.
-        self.state.as_ref().expect("pooled state present until drop")
+        self.state
+            .as_ref()
+            .expect("pooled state present until drop")
     }
 }
 
 impl std::ops::DerefMut for PooledState<'_> {
     fn deref_mut(&mut self) -> &mut WhisperState {
         // Invariant: `state` is Some until drop.
-        self.state.as_mut().expect("pooled state present until drop")
+        self.state
+            .as_mut()
+            .expect("pooled state present until drop")
     }
 }
 
@@ -561,7 +582,10 @@ mod tests {
         assert_eq!(w.audio_ctx(Duration::from_secs(8)), 512);
         assert_eq!(w.audio_ctx(Duration::from_secs(12)), 704);
         assert_eq!(w.audio_ctx(Duration::from_secs(40)), FULL_AUDIO_CTX);
-        assert_eq!(WindowPolicy::Full.audio_ctx(Duration::from_secs(1)), FULL_AUDIO_CTX);
+        assert_eq!(
+            WindowPolicy::Full.audio_ctx(Duration::from_secs(1)),
+            FULL_AUDIO_CTX
+        );
     }
 
     #[test]
@@ -577,9 +601,16 @@ mod tests {
         let err = WhisperTranscriber::load(&missing, WhisperConfig::default()).unwrap_err();
         assert!(err.to_string().contains("ivr models fetch"), "{err}");
         let junk = dir.path().join("junk.bin");
-        std::fs::write(&junk, b"RIFF....WAVEfmt this is not a model at all, no sir, not one bit").unwrap();
+        std::fs::write(
+            &junk,
+            b"RIFF....WAVEfmt this is not a model at all, no sir, not one bit",
+        )
+        .unwrap();
         let err = WhisperTranscriber::load(&junk, WhisperConfig::default()).unwrap_err();
-        assert!(err.to_string().contains("not a whisper.cpp ggml file"), "{err}");
+        assert!(
+            err.to_string().contains("not a whisper.cpp ggml file"),
+            "{err}"
+        );
         let short = dir.path().join("short.bin");
         std::fs::write(&short, 0x6767_6d6cu32.to_le_bytes()).unwrap();
         let err = WhisperTranscriber::load(&short, WhisperConfig::default()).unwrap_err();

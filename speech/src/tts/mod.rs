@@ -47,7 +47,7 @@
 //! ```
 
 use std::ffi::OsStr;
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -259,68 +259,13 @@ fn trim_silence(pcm: &Pcm) -> Pcm {
 }
 
 /// Decodes a WAV held in memory (any PCM or float format, channels averaged to mono).
-///
-/// TODO(audio): switch to `crate::audio::wav::read_bytes` once it lands; keep the error kind
-/// (`Error::Wav`).
 fn decode_wav(bytes: &[u8]) -> Result<Pcm> {
-    let bad = |reason: String| Error::Wav {
-        path: "<memory>".into(),
-        reason,
-    };
-    let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
-    let spec = reader.spec();
-    let channels = usize::from(spec.channels);
-    if channels == 0 {
-        return Err(bad("zero channels".into()));
-    }
-    let rate = SampleRate::new(spec.sample_rate).map_err(|e| bad(e.to_string()))?;
-    let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader
-            .samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(e.to_string()))?,
-        hound::SampleFormat::Int => {
-            if !(1..=32).contains(&spec.bits_per_sample) {
-                return Err(bad(format!("{} bits per sample", spec.bits_per_sample)));
-            }
-            let full_scale = (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|s| s as f32 / full_scale))
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?
-        }
-    };
-    let mono = interleaved
-        .chunks_exact(channels)
-        .map(|frame| frame.iter().sum::<f32>() / channels as f32)
-        .collect();
-    Ok(Pcm::new(rate, mono))
+    crate::audio::wav::read_bytes(bytes)
 }
 
-/// Converts `pcm` to `rate`.
-///
-/// TODO(audio): switch to `crate::audio::resample::resample` once it lands. Until then this is
-/// plain linear interpolation, a placeholder: exact for equal rates, but without the
-/// anti-aliasing filter that downsampling to telephone rates needs.
+/// Converts `pcm` to `rate` with the band-limited resampler.
 fn to_rate(pcm: &Pcm, rate: SampleRate) -> Result<Pcm> {
-    if pcm.rate() == rate || pcm.is_empty() {
-        return Ok(Pcm::new(rate, pcm.samples().to_vec()));
-    }
-    let input = pcm.samples();
-    let ratio = f64::from(pcm.rate().hz()) / f64::from(rate.hz());
-    let out_len = (input.len() as f64 / ratio).round() as usize;
-    let last = input.len() - 1;
-    let output = (0..out_len)
-        .map(|i| {
-            let pos = i as f64 * ratio;
-            let j = (pos.floor() as usize).min(last);
-            let frac = (pos - j as f64) as f32;
-            let next = input[(j + 1).min(last)];
-            input[j] + (next - input[j]) * frac
-        })
-        .collect();
-    Ok(Pcm::new(rate, output))
+    crate::audio::resample::resample(pcm, rate)
 }
 
 /// Runs `program` with `args`, feeding `stdin` (if any) from a scoped thread while the
@@ -379,7 +324,7 @@ mod tests {
     }
 
     fn wav_bytes(spec: hound::WavSpec, samples: &[i16]) -> Vec<u8> {
-        let mut buf = Cursor::new(Vec::new());
+        let mut buf = std::io::Cursor::new(Vec::new());
         let mut w = hound::WavWriter::new(&mut buf, spec).unwrap();
         for &s in samples {
             w.write_sample(s).unwrap();

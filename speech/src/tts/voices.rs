@@ -11,7 +11,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EspeakSynthesizer, FliteSynthesizer, Segment, SpeakOptions, SpeechRate, Synthesizer};
+use super::{
+    CachedSynthesizer, EspeakSynthesizer, FliteSynthesizer, RenderCache, Segment, SpeakOptions,
+    SpeechRate, Synthesizer,
+};
 use crate::audio::{Pcm, SampleRate};
 use crate::{Error, Locale, Result};
 
@@ -140,6 +143,20 @@ impl Speaker {
             Box::new(FliteSynthesizer::new()),
             Box::new(EspeakSynthesizer::new()),
         )
+    }
+
+    /// A speaker whose engines keep what they render in the sled cache at `cache_dir`, so a
+    /// prompt is synthesized once per text, voice, rate and output rate.
+    pub fn cached(config: VoiceConfig, cache_dir: &std::path::Path) -> Result<Self> {
+        let cache = RenderCache::open(cache_dir)?;
+        Ok(Self::with_engines(
+            config,
+            Box::new(CachedSynthesizer::new(
+                FliteSynthesizer::new(),
+                cache.clone(),
+            )),
+            Box::new(CachedSynthesizer::new(EspeakSynthesizer::new(), cache)),
+        ))
     }
 
     /// Given engines (for example wrapped in a [`super::CachedSynthesizer`]): `flite` speaks
