@@ -97,6 +97,9 @@ struct TranscribeArgs {
     /// Only accept one of these phrases (comma separated): grammar-constrained decoding.
     #[arg(long)]
     grammar: Option<String>,
+    /// Expect a digit string (a reference or phone number): digit hints and grammar.
+    #[arg(long, conflicts_with_all = ["grammar", "hints"])]
+    digits: bool,
     /// Print JSON: text, confidence, no-speech probability, timings.
     #[arg(long)]
     json: bool,
@@ -346,11 +349,15 @@ fn transcribe(store: &ModelStore, args: TranscribeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let request = SttRequest {
-        language,
-        hints,
-        grammar,
-        ..SttRequest::default()
+    let request = if args.digits {
+        SttRequest::digits(language)
+    } else {
+        SttRequest {
+            language,
+            hints,
+            grammar,
+            ..SttRequest::default()
+        }
     };
     let t = stt.transcribe(&audio16, &request)?;
     if args.json {

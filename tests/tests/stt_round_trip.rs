@@ -13,7 +13,8 @@ use ivr_tests::whisper;
 use speech::audio::{g711::Law, resample::resample};
 use speech::corpus::{hotline_phrases, PhraseKind};
 use speech::stt::{
-    normalize_words, word_error_rate, DecodingGrammar, Outcome, SttRequest, Transcriber, WordErrors,
+    normalize_words, word_error_rate, DecodingGrammar, Outcome, SttLanguage, SttRequest,
+    Transcriber, WordErrors,
 };
 use speech::tts::{FliteSynthesizer, SpeakOptions, Synthesizer};
 use speech::{verbalize, Locale, Pcm, SampleRate};

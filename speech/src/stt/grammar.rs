@@ -131,6 +131,37 @@ impl DecodingGrammar {
         Self::new(vec![root, space, choice, punct], 0, gbnf)
     }
 
+    /// A grammar accepting a string of digits, as callers key or say a reference or phone
+    /// number: digits optionally separated by a space, a hyphen, a comma or a full stop, with
+    /// an optional leading space and final punctuation.
+    pub fn digits() -> Self {
+        use GrammarElement::*;
+        // 0 root ::= sp digit more end
+        // 1 sp   ::= " " | ε
+        // 2 digit ::= [0-9]
+        // 3 more ::= sep sp digit more | ε
+        // 4 end  ::= [.?!] | ε
+        // 5 sep  ::= [,.-] | ε
+        let rules = vec![
+            vec![RuleRef(1), RuleRef(2), RuleRef(3), RuleRef(4), End],
+            vec![Char(' '), Alternate, End],
+            vec![Char('0'), CharRangeUpper('9'), End],
+            vec![
+                RuleRef(5),
+                RuleRef(1),
+                RuleRef(2),
+                RuleRef(3),
+                Alternate,
+                End,
+            ],
+            vec![Char('.'), CharAlt('?'), CharAlt('!'), Alternate, End],
+            vec![Char(','), CharAlt('.'), CharAlt('-'), Alternate, End],
+        ];
+        let gbnf = "root ::= \" \"? [0-9] ([,.-]? \" \"? [0-9])* [.?!]?".to_string();
+        // Invariant: the rules above are closed and every reference exists.
+        Self::new(rules, 0, gbnf).expect("the digit grammar is well formed")
+    }
+
     /// Sets how strongly off-grammar tokens are penalised (whisper.cpp's default: 100).
     pub fn with_penalty(mut self, penalty: f32) -> Self {
         self.penalty = penalty;
@@ -176,6 +207,13 @@ mod tests {
             &g.rules()[2][..2],
             &[GrammarElement::Char('o'), GrammarElement::CharAlt('O')]
         );
+    }
+
+    #[test]
+    fn digit_grammar_is_well_formed() {
+        let g = DecodingGrammar::digits();
+        assert_eq!(g.rules().len(), 6);
+        assert!(g.gbnf().contains("[0-9]"));
     }
 
     #[test]

@@ -97,6 +97,19 @@ pub struct SttRequest {
     pub priority: Priority,
 }
 
+impl SttRequest {
+    /// A request for a digit string (a reference or phone number said aloud): English digit
+    /// hints and the digit grammar, so "two five eight" cannot come out as "to 5.8".
+    pub fn digits(language: SttLanguage) -> Self {
+        SttRequest {
+            language,
+            hints: vec!["4 7 1 0 3 9 5 8 2 6".to_string()],
+            grammar: Some(DecodingGrammar::digits()),
+            priority: Priority::Interactive,
+        }
+    }
+}
+
 /// Whether words were heard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

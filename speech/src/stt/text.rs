@@ -106,10 +106,15 @@ fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 }
 
 /// True when the text repeats itself in a way speech does not: the same word or the same
-/// short phrase three or more times in a row ("added, added, added"), the signature of a
-/// decoder loop on a too-short window.
+/// short phrase three or more times in a row ("added, added, added"), or the whole text being
+/// a run of three or more words said twice over ("8 8 1 2 0 4 7 8 8 1 2 0 4 7"): the
+/// signatures of a decoder loop on a too-short window.
 pub(crate) fn is_looping(text: &str) -> bool {
     let words = normalize_words(text);
+    let half = words.len() / 2;
+    if words.len() >= 6 && words.len() % 2 == 0 && words[..half] == words[half..] {
+        return true;
+    }
     // Digit strings legitimately repeat ("five five five"): only letters count as a loop.
     for n in 1..=4 {
         if words.len() < n * 3 {
@@ -189,6 +194,8 @@ mod tests {
         assert!(is_looping("added, added, added, added"));
         assert!(is_looping("I want to I want to I want to"));
         assert!(!is_looping("five five five one two"));
+        assert!(is_looping("8 8 1 2 0 4 7 8 8 1 2 0 4 7"));
+        assert!(!is_looping("status status"));
         assert!(!is_looping("I want to file a complaint"));
     }
 
