@@ -11,6 +11,9 @@
 //! Settings are read here, once: flags, then `IVR_*` environment variables, then defaults.
 //! Nothing below this module reads the environment.
 
+// The command line times what it runs for the operator.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;

@@ -69,9 +69,13 @@ fn run_set(telephone: bool) -> Score {
     for voice in CALLER_VOICES {
         for p in hotline_phrases() {
             let audio = spoken(&speaker, voice, p.text, telephone);
-            let heard = stt
-                .transcribe(&audio, &SttRequest::default())
-                .expect("transcribe");
+            // Digit strings are said where the hotline asks for a number, and the dialog
+            // listens for them with the digit request there; everything else is free speech.
+            let request = match p.kind {
+                PhraseKind::Digits => SttRequest::digits(SttLanguage::En),
+                _ => SttRequest::default(),
+            };
+            let heard = stt.transcribe(&audio, &request).expect("transcribe");
             let e = word_error_rate(p.text, &heard.text);
             score.report.push(format!(
                 "{voice} {} {:?} -> {:?} ({} errors, {} ms)",

@@ -703,6 +703,8 @@ fn file_name_of(name: &str) -> String {
     format!("ggml-{name}.bin")
 }
 
+// A manifest records when the model was made: wall-clock time is the point here.
+#[allow(clippy::disallowed_methods)]
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -22,6 +22,9 @@
 //!
 //! Audio shorter than one second is padded with silence: whisper.cpp refuses shorter input.
 
+// Transcription timings are measured here, around the blocking whisper.cpp call.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
