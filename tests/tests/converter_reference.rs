@@ -32,9 +32,14 @@ fn reference(model: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn agree_with_reference(model: &'static str) {
+/// Compares on the recordings of `voices` (base costs 2.3 s a phrase with the full window, so
+/// its check uses one voice).
+fn agree_with_reference(model: &'static str, voices: &[&str]) {
     let stt = whisper_full_window(model);
-    let reference = reference(model);
+    let reference: BTreeMap<String, String> = reference(model)
+        .into_iter()
+        .filter(|(key, _)| voices.iter().any(|v| key.starts_with(&format!("{v}/"))))
+        .collect();
     assert!(
         reference.len() >= 30,
         "reference set too small: {}",
@@ -82,10 +87,10 @@ fn agree_with_reference(model: &'static str) {
 
 #[test]
 fn converted_tiny_en_transcribes_like_faster_whisper() {
-    agree_with_reference("tiny.en");
+    agree_with_reference("tiny.en", &["rms", "awb"]);
 }
 
 #[test]
 fn converted_multilingual_base_transcribes_like_faster_whisper() {
-    agree_with_reference("base");
+    agree_with_reference("base", &["rms"]);
 }

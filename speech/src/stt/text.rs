@@ -115,14 +115,15 @@ pub(crate) fn is_looping(text: &str) -> bool {
     if words.len() >= 6 && words.len() % 2 == 0 && words[..half] == words[half..] {
         return true;
     }
-    // Digit strings legitimately repeat ("five five five"): only letters count as a loop.
-    for n in 1..=4 {
+    // A digit said three times is a legitimate number ("five five five"); a run of several
+    // digits said three times over is a loop.
+    for n in 1..=6 {
         if words.len() < n * 3 {
             break;
         }
         for start in 0..=(words.len() - n * 3) {
             let unit = &words[start..start + n];
-            if unit.iter().all(|w| w.chars().all(|c| c.is_ascii_digit())) {
+            if n == 1 && unit[0].chars().all(|c| c.is_ascii_digit()) {
                 continue;
             }
             if (1..3).all(|k| &words[start + k * n..start + (k + 1) * n] == unit) {
@@ -195,6 +196,7 @@ mod tests {
         assert!(is_looping("I want to I want to I want to"));
         assert!(!is_looping("five five five one two"));
         assert!(is_looping("8 8 1 2 0 4 7 8 8 1 2 0 4 7"));
+        assert!(is_looping("9 0 6 1 9 0 6 1 9 0 6 1 9 0 6"));
         assert!(!is_looping("status status"));
         assert!(!is_looping("I want to file a complaint"));
     }
