@@ -4,4 +4,8 @@
 //! as play, listen, record, transfer, store a case), the flow and prompt files that define the
 //! hotline, the bilingual service directory, the case registry (SQLite, durable before a
 //! reference number is spoken) and caller profiles. It opens no sockets and spawns no tasks.
-//! Nothing is defined yet.
+//!
+//! - [`registry`]: the case registry (case numbers with a Damm check digit, legal deadlines,
+//!   the `CaseRegistry` trait and its SQLite store).
+
+pub mod registry;
