@@ -61,8 +61,8 @@ fn acknowledged_cases_survive_a_killed_process() {
             match lines.next() {
                 Some(line) => {
                     let line = line.expect("child stdout is UTF-8");
-                    if let Some(number) = line.strip_prefix(ACK) {
-                        acknowledged.insert(parse(number));
+                    if let Some(number) = acknowledgement(&line) {
+                        acknowledged.insert(number);
                         seen += 1;
                     }
                 }
@@ -72,8 +72,8 @@ fn acknowledged_cases_survive_a_killed_process() {
         child.kill().expect("kill child");
         // Lines already written before the kill were acknowledged too.
         for line in lines.map_while(Result::ok) {
-            if let Some(number) = line.strip_prefix(ACK) {
-                acknowledged.insert(parse(number));
+            if let Some(number) = acknowledgement(&line) {
+                acknowledged.insert(number);
             }
         }
         child.wait().expect("reap child");
@@ -90,7 +90,11 @@ fn acknowledged_cases_survive_a_killed_process() {
     }
     let stored = registry.list(&CaseFilter::default()).expect("list").len();
     // At most one case per run was committed but killed before it was printed.
-    assert!(stored >= acknowledged.len() && stored <= acknowledged.len() + RUNS as usize);
+    assert!(
+        stored >= acknowledged.len() && stored <= acknowledged.len() + RUNS as usize,
+        "{stored} stored, {} acknowledged",
+        acknowledged.len()
+    );
     let conn = rusqlite::Connection::open(&db).expect("plain connection");
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
@@ -125,6 +129,14 @@ fn fill(db: &Path, seed: u64) {
     }
 }
 
-fn parse(number: &str) -> CaseNumber {
-    number.parse().expect("child prints valid case numbers")
+/// The number acknowledged on this line of the child's stdout, if any. The marker may follow
+/// the harness's own text on the same line ("test durability_child ... ACK 8757806583").
+fn acknowledgement(line: &str) -> Option<CaseNumber> {
+    let (_, number) = line.split_once(ACK)?;
+    Some(
+        number
+            .trim()
+            .parse()
+            .expect("child prints valid case numbers"),
+    )
 }
