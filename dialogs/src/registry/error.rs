@@ -55,6 +55,13 @@ pub enum Error {
         /// Newest version this program knows.
         supported: i64,
     },
+    /// SQLite would not put the file in WAL mode (the file system does not support it, e.g.
+    /// some network file systems); the registry refuses to run without it.
+    #[error("the registry needs WAL journal mode, the file stays in {mode:?}")]
+    WalUnavailable {
+        /// The journal mode SQLite reported instead.
+        mode: String,
+    },
     /// A stored row holds a value this program cannot read back (edited by hand, or damaged).
     #[error("stored case data is corrupt: {0}")]
     CorruptRecord(String),

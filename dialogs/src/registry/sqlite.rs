@@ -108,9 +108,7 @@ impl<R: Rng + Send> SqliteRegistry<R> {
             .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
             .map_err(not_a_database)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::CorruptRecord(format!(
-                "journal mode stayed {mode:?}, WAL is required"
-            )));
+            return Err(Error::WalUnavailable { mode });
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(not_a_database)?;
