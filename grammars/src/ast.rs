@@ -12,8 +12,8 @@ pub struct GrammarFile {
     pub version: String,
     /// The character encoding from the header, if given (`UTF-8`).
     pub encoding: Option<String>,
-    /// The `language` declaration, if any (`en`, `mn-MN`).
-    pub language: Option<String>,
+    /// The `language` declaration, if any (`en`, `mn-MN`), and where it was declared.
+    pub language: Option<(String, Position)>,
     /// The `mode` declaration (`voice` when absent).
     pub mode: Mode,
     /// The `root` declaration, if any: rule name without `$`, and where it was declared.

@@ -391,7 +391,7 @@ impl Parser<'_> {
                 Tok::Word(w) if w == "language" => {
                     self.bump();
                     match self.bump() {
-                        (Tok::Word(l), _) => file.language = Some(l),
+                        (Tok::Word(l), at) => file.language = Some((l, at)),
                         _ => {
                             return Err(Error::Syntax {
                                 at: self.tokens[self.i - 1].1.clone(),
@@ -805,7 +805,7 @@ mod tests {
                    private $d = /* inline */ 1<2-3> $NULL $GARBAGE;\n";
         let g = parse(src, "t.abnf").expect("valid grammar");
         assert_eq!(g.encoding.as_deref(), Some("UTF-8"));
-        assert_eq!(g.language.as_deref(), Some("en-US"));
+        assert_eq!(g.language.as_ref().map(|l| l.0.as_str()), Some("en-US"));
         assert_eq!(g.mode, Mode::Voice);
         assert_eq!(g.root.as_ref().map(|r| r.0.as_str()), Some("yes"));
         assert_eq!(g.rules.len(), 2);
