@@ -21,7 +21,8 @@
 //!    extra heard word 0.5, a substituted word 1.5 unless the words are close (a digit and its
 //!    homophone costs 0.15; two words within 40 % character edit distance cost 1.5 times that
 //!    ratio). `match_score = 1 - cost / worst_cost`, in [0, 1], where the worst cost misses
-//!    every grammar word and (without `$GARBAGE` in the phrase) adds every heard word.
+//!    every grammar word and (without `$GARBAGE` in the phrase) adds every heard word. With
+//!    `$GARBAGE` (keyword spotting) the score is squared, as partial spots are weak evidence.
 //!
 //! `confidence = recogniser_confidence × match_score` (an exact parse scores 1).
 //!
@@ -297,6 +298,23 @@ impl Grammar {
             source,
         })?;
         Grammar::parse(&src, &path.display().to_string())
+    }
+
+    /// Loads every `*.abnf` file of a directory (say `grammars/en/`), in file-name order.
+    pub fn load_dir(dir: &Path) -> Result<Vec<Grammar>> {
+        let io = |source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "abnf") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        paths.iter().map(|p| Grammar::load(p)).collect()
     }
 
     /// Validates and compiles a parsed grammar.
@@ -911,7 +929,14 @@ fn phrase_score(lang: Lang, heard: &[String], phrase: &[PhraseWord]) -> f32 {
         }
         std::mem::swap(&mut prev, &mut row);
     }
-    (1.0 - prev[m] / worst).clamp(0.0, 1.0)
+    let score = (1.0 - prev[m] / worst).clamp(0.0, 1.0);
+    if phrase_words < m {
+        // Keyword spotting is loose (a common word of a phrase is easily found in any
+        // sentence), so a partial spot scores much lower than a partial whole-phrase match.
+        score * score
+    } else {
+        score
+    }
 }
 
 fn substitution_cost(lang: Lang, heard: &str, expected: &str) -> f32 {
