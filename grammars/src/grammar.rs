@@ -16,11 +16,13 @@
 //!    words removed; the value comes from the tags of the derivation with the highest weight;
 //! 3. tolerant match: the finite language of the grammar is enumerated once at compile time
 //!    (repeats without a maximum are expanded to at most [`UNBOUNDED_REPEAT_EXTRA`] more than
-//!    their minimum, at most [`PHRASE_LIMIT`] phrases), and a word-level edit distance is taken
-//!    between the filler-free transcript and each phrase: a missing grammar word costs 1, an
-//!    extra heard word 0.5, a substituted word 1.5 unless the words are close (a digit and its
-//!    homophone costs 0.15; two words within 40 % character edit distance cost 1.5 times that
-//!    ratio). `match_score = 1 - cost / worst_cost`, in [0, 1], where the worst cost misses
+//!    their minimum, no repeat beyond [`MAX_PHRASE_WORDS`] iterations, phrases of at most
+//!    [`MAX_PHRASE_WORDS`] words, at most [`PHRASE_LIMIT`] phrases, first alternatives first;
+//!    [`Grammar::phrases_complete`] says whether anything was cut), and a word-level edit
+//!    distance is taken between the filler-free transcript and each phrase: a missing grammar
+//!    word costs 1, an extra heard word 0.5, a substituted word 1.5 unless the words are close
+//!    (a digit and its homophone costs 0.15; two words within 40 % character edit distance
+//!    cost 1.5 times that ratio). `match_score = 1 - cost / worst_cost`, in [0, 1], where the worst cost misses
 //!    every grammar word and (without `$GARBAGE` in the phrase) adds every heard word. With
 //!    `$GARBAGE` (keyword spotting) the score is squared, as partial spots are weak evidence.
 //!
@@ -28,8 +30,12 @@
 //!
 //! Semantics: each rule has a value. Tags assign it (`out = "x"`, `out.slot = "x"`,
 //! `out.slot = $rule`); a rule that assigns nothing is worth the value of the latest rule it
-//! referenced, or, if it referenced none, the words it matched, joined by spaces. `$rule` in a tag is the value of the latest match of that rule within the current
-//! rule.
+//! referenced, or, if it referenced none, the words it matched, joined by spaces. `$rule` in
+//! a tag is the value of the latest match of that rule within the current rule.
+//!
+//! Limits keep matching bounded on any input: see [`MAX_RULES`], [`MAX_REFERENCE_DEPTH`],
+//! [`crate::MAX_NESTING`] and [`crate::MAX_REPEAT`]; an exact parse keeps at most 512 partial
+//! derivations per step, so very ambiguous grammars over long input may miss a parse.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +49,12 @@ use crate::lang::{self, Lang};
 pub const PHRASE_LIMIT: usize = 4096;
 /// A repeat without maximum (`<m->`) is enumerated up to `m + UNBOUNDED_REPEAT_EXTRA` times.
 pub const UNBOUNDED_REPEAT_EXTRA: u32 = 2;
+/// Enumerated phrases stop growing at this many words (longer ones are useless as hints).
+pub const MAX_PHRASE_WORDS: usize = 32;
+/// The most rules a grammar may define.
+pub const MAX_RULES: usize = 1000;
+/// The longest chain of rule references (`$a` using `$b` using `$c` ...) accepted.
+pub const MAX_REFERENCE_DEPTH: usize = 16;
 /// At most this many partial derivations are kept at each step of an exact parse.
 const PARSE_LIMIT: usize = 512;
 
@@ -335,6 +347,12 @@ impl Grammar {
                 },
             });
         }
+        if let Some(rule) = file.rules.get(MAX_RULES) {
+            return Err(Error::Unsupported {
+                at: rule.at.clone(),
+                what: format!("more than {MAX_RULES} rules"),
+            });
+        }
         let mut names: Vec<&str> = Vec::new();
         for rule in &file.rules {
             if names.contains(&rule.name.as_str()) {
@@ -374,6 +392,15 @@ impl Grammar {
                 return Err(Error::RecursiveRule {
                     at: rule.at.clone(),
                     name: rule.name.clone(),
+                });
+            }
+        }
+        let mut depths = vec![None; rules.len()];
+        for r in 0..rules.len() {
+            if reference_depth(r, &rules, &mut depths) > MAX_REFERENCE_DEPTH {
+                return Err(Error::Unsupported {
+                    at: file.rules[r].at.clone(),
+                    what: format!("rule references nested deeper than {MAX_REFERENCE_DEPTH}"),
                 });
             }
         }
@@ -704,6 +731,10 @@ impl Grammar {
             Node::Alt(alts) => {
                 let mut out = Vec::new();
                 for (weight, alt) in alts {
+                    if out.len() >= PHRASE_LIMIT {
+                        *truncated = true;
+                        break;
+                    }
                     let mut branch = self.enumerate_from(alt, prefixes.clone(), truncated);
                     for b in &mut branch {
                         b.weight *= weight;
@@ -720,6 +751,13 @@ impl Grammar {
                         min.saturating_add(UNBOUNDED_REPEAT_EXTRA)
                     }
                 };
+                // More iterations than a phrase has words only repeat an item that matched
+                // nothing, or make phrases too long to keep.
+                let words_bound = u32::try_from(MAX_PHRASE_WORDS).unwrap_or(u32::MAX);
+                if limit > words_bound {
+                    *truncated = true;
+                }
+                let limit = limit.min(words_bound);
                 let mut out = Vec::new();
                 let mut current = prefixes;
                 for count in 0..=limit {
@@ -733,6 +771,11 @@ impl Grammar {
                         break;
                     }
                     current = self.enumerate_from(item, current, truncated);
+                    let before = current.len();
+                    current.retain(|p| p.words.len() <= MAX_PHRASE_WORDS);
+                    if current.len() < before {
+                        *truncated = true;
+                    }
                     if current.is_empty() {
                         break;
                     }
@@ -868,6 +911,23 @@ fn refs(node: &Node, out: &mut Vec<usize>) {
         Node::Repeat(item, _, _) => refs(item, out),
         Node::Words { .. } | Node::Null | Node::Void | Node::Garbage | Node::Tag(_) => {}
     }
+}
+
+/// How many rules deep references from `r` go (1 for a rule without references). Only called
+/// on grammars without cycles.
+fn reference_depth(r: usize, rules: &[Node], memo: &mut [Option<usize>]) -> usize {
+    if let Some(d) = memo[r] {
+        return d;
+    }
+    let mut next = Vec::new();
+    refs(&rules[r], &mut next);
+    let d = 1 + next
+        .into_iter()
+        .map(|n| reference_depth(n, rules, memo))
+        .max()
+        .unwrap_or(0);
+    memo[r] = Some(d);
+    d
 }
 
 /// A rule on a reference cycle reachable from `r`, if any.
@@ -1199,6 +1259,26 @@ $kind = (complaint | "a complaint" | one) {out = "complaint"}
         assert_eq!(
             err("#ABNF 1.0;\n"),
             "g.abnf:1:1: the grammar defines no rule"
+        );
+    }
+
+    #[test]
+    fn large_grammars_are_bounded_not_exhausting() {
+        let g = grammar("#ABNF 1.0;\n$g = (0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9)<200>;");
+        assert!(!g.phrases_complete());
+        assert!(g.phrases().len() <= PHRASE_LIMIT);
+        assert!(g.parse_words(&vec!["7".to_string(); 200]).is_some());
+        let empty_loop = grammar("#ABNF 1.0;\n$g = [x]<255> y;");
+        assert!(empty_loop.parse_words(&["y".to_string()]).is_some());
+        let mut chain = String::from("#ABNF 1.0;\n");
+        for i in 0..20 {
+            chain.push_str(&format!("$r{i} = $r{} x;\n", i + 1));
+        }
+        chain.push_str("$r20 = x;\n");
+        let err = Grammar::parse(&chain, "c").expect_err("too deep");
+        assert_eq!(
+            err.to_string(),
+            "c:2:1: unsupported: rule references nested deeper than 16"
         );
     }
 

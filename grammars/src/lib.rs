@@ -48,10 +48,11 @@ pub use error::{Error, Position, Result};
 pub use export::{compile_gbnf, gbnf, hints, Gbnf, GrammarElement, HINT_LIMIT};
 pub use grammar::{
     recognize_all, Decision, Grammar, MatchOptions, MatchResult, Phrase, PhraseWord, Semantic,
-    Thresholds, PHRASE_LIMIT, UNBOUNDED_REPEAT_EXTRA,
+    Thresholds, MAX_PHRASE_WORDS, MAX_REFERENCE_DEPTH, MAX_RULES, PHRASE_LIMIT,
+    UNBOUNDED_REPEAT_EXTRA,
 };
 pub use lang::Lang;
-pub use parse::parse;
+pub use parse::{parse, MAX_NESTING, MAX_REPEAT};
 
 #[cfg(test)]
 mod tests {

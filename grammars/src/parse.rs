@@ -29,7 +29,7 @@ pub fn parse(src: &str, origin: &str) -> Result<GrammarFile> {
     Parser {
         tokens,
         i: 0,
-        origin,
+        depth: 0,
     }
     .file()
 }
@@ -313,13 +313,19 @@ impl<'a> Lexer<'a> {
     }
 }
 
-struct Parser<'a> {
+/// The deepest nesting of `( )` and `[ ]` accepted, so that matching stays well within the
+/// stack.
+pub const MAX_NESTING: usize = 16;
+/// The largest repeat count accepted in `<m-n>`.
+pub const MAX_REPEAT: u32 = 255;
+
+struct Parser {
     tokens: Vec<(Tok, Position)>,
     i: usize,
-    origin: &'a str,
+    depth: usize,
 }
 
-impl Parser<'_> {
+impl Parser {
     fn peek(&self) -> &Tok {
         // The lexer always ends the list with `Eof`, and `bump` never moves past it.
         &self.tokens[self.i.min(self.tokens.len() - 1)].0
@@ -390,15 +396,13 @@ impl Parser<'_> {
             match self.peek().clone() {
                 Tok::Word(w) if w == "language" => {
                     self.bump();
-                    match self.bump() {
-                        (Tok::Word(l), at) => file.language = Some((l, at)),
-                        _ => {
-                            return Err(Error::Syntax {
-                                at: self.tokens[self.i - 1].1.clone(),
-                                expected: "a language tag".to_string(),
-                                found: self.tokens[self.i - 1].0.describe(),
-                            })
+                    let at = self.at();
+                    match self.peek().clone() {
+                        Tok::Word(l) => {
+                            self.bump();
+                            file.language = Some((l, at));
                         }
+                        _ => return Err(self.expected("a language tag such as `en` or `mn`")),
                     }
                     self.expect_sym(';')?;
                 }
@@ -479,8 +483,22 @@ impl Parser<'_> {
                 at,
             });
         }
-        let _ = self.origin;
         Ok(file)
+    }
+
+    /// Alternatives after an opening `(` or `[`, within [`MAX_NESTING`].
+    fn nested(&mut self) -> Result<Expansion> {
+        if self.depth >= MAX_NESTING {
+            return Err(Error::Unsupported {
+                at: self.at(),
+                what: format!("nesting deeper than {MAX_NESTING}"),
+            });
+        }
+        self.bump();
+        self.depth += 1;
+        let inner = self.alternatives();
+        self.depth -= 1;
+        inner
     }
 
     fn alternatives(&mut self) -> Result<Expansion> {
@@ -553,14 +571,12 @@ impl Parser<'_> {
                 return Ok(Some(Expansion::Tag(parse_tag(&content, content_at)?)));
             }
             Tok::Sym('(') => {
-                self.bump();
-                let inner = self.alternatives()?;
+                let inner = self.nested()?;
                 self.expect_sym(')')?;
                 inner
             }
             Tok::Sym('[') => {
-                self.bump();
-                let inner = self.alternatives()?;
+                let inner = self.nested()?;
                 self.expect_sym(']')?;
                 Expansion::Repeat {
                     item: Box::new(inner),
@@ -612,6 +628,12 @@ fn parse_repeat(spec: &str, at: Position) -> Result<(u32, Option<u32>)> {
     if max.is_some_and(|m| m < min) || max == Some(0) {
         return Err(bad(at));
     }
+    if min.max(max.unwrap_or(0)) > MAX_REPEAT {
+        return Err(Error::Unsupported {
+            at,
+            what: format!("repeat counts above {MAX_REPEAT}"),
+        });
+    }
     Ok((min, max))
 }
 
@@ -633,10 +655,9 @@ fn parse_tag(content: &str, at: Position) -> Result<Vec<Assignment>> {
             value: TagValue::Literal(trimmed.to_string()),
         }]);
     }
-    let mut lx = Lexer::new(content, "", at.line, at.column);
-    lx.origin = "";
-    let origin = at.origin.clone();
-    let mut cur = TagCursor { lx, origin };
+    let mut cur = TagCursor {
+        lx: Lexer::new(content, &at.origin, at.line, at.column),
+    };
     let mut out = Vec::new();
     loop {
         cur.skip_ws();
@@ -658,16 +679,11 @@ fn parse_tag(content: &str, at: Position) -> Result<Vec<Assignment>> {
 
 struct TagCursor<'a> {
     lx: Lexer<'a>,
-    origin: String,
 }
 
 impl TagCursor<'_> {
     fn pos(&self) -> Position {
-        Position {
-            origin: self.origin.clone(),
-            line: self.lx.line,
-            column: self.lx.column,
-        }
+        self.lx.pos()
     }
 
     fn err(&self, expected: &str) -> Error {
@@ -1004,6 +1020,31 @@ mod tests {
         for (src, want) in cases {
             assert_eq!(&err_of(src), want, "source: {src:?}");
         }
+    }
+
+    #[test]
+    fn hostile_nesting_and_repeats_are_refused_not_overflowed() {
+        let deep = format!(
+            "#ABNF 1.0;\n$a = {}x{};",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        assert_eq!(
+            err_of(&deep),
+            "t.abnf:2:22: unsupported: nesting deeper than 16"
+        );
+        assert_eq!(
+            err_of("#ABNF 1.0;\n$a = x<256>;"),
+            "t.abnf:2:7: unsupported: repeat counts above 255"
+        );
+        assert_eq!(
+            err_of("#ABNF 1.0;\n$a = x<1-99999999999>;"),
+            "t.abnf:2:7: expected a repeat `<n>`, `<m-n>` or `<m->`, found `<1-99999999999>`"
+        );
+        assert_eq!(
+            err_of("#ABNF 1.0;\nlanguage"),
+            "t.abnf:2:9: expected a language tag such as `en` or `mn`, found end of input"
+        );
     }
 
     #[test]
