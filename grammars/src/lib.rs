@@ -285,6 +285,31 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_damaged_files_never_panic() {
+        for file in [
+            "en/case_type.abnf",
+            "mn/global.abnf",
+            "testdata/case_request.abnf",
+        ] {
+            let src = std::fs::read_to_string(crate_dir().join(file)).expect("readable");
+            // Every third character keeps the test quick; the files mix ASCII and Cyrillic.
+            let cuts: Vec<usize> = src.char_indices().map(|(i, _)| i).step_by(3).collect();
+            for &cut in &cuts {
+                // A prefix, and the source with one character removed.
+                let prefix = &src[..cut];
+                let mut damaged = src.clone();
+                damaged.remove(cut);
+                for text in [prefix, damaged.as_str()] {
+                    if let Ok(g) = Grammar::parse(text, file) {
+                        let _ = g.recognize("a complaint, please", 0.7, &MatchOptions::default());
+                        let _ = compile_gbnf(&g);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn testdata_request_fills_slots() {
         let g = Grammar::load(&crate_dir().join("testdata/case_request.abnf")).expect("loads");
         let r = &g.recognize(
