@@ -1,9 +1,8 @@
 //! The one error type of the `grammars` crate.
 //!
 //! Variants say whose fault a failure is: the grammar text's (syntax errors and grammars that
-//! parse but cannot be used, each naming file, line and column), the environment's (a grammar
-//! file that cannot be read), or the caller's (`InvalidArgument`). Nothing in this crate panics
-//! on bad input.
+//! parse but cannot be used, each naming file, line and column) or the environment's (a
+//! grammar file that cannot be read). Nothing in this crate panics on bad input.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -99,11 +98,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-
-    // ---- the caller of this crate is at fault ----
-    /// An argument is out of range or inconsistent.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -329,7 +329,8 @@ impl Grammar {
         paths.iter().map(|p| Grammar::load(p)).collect()
     }
 
-    /// Validates and compiles a parsed grammar.
+    /// Validates and compiles a parsed grammar. The root is the declared `root`, else the
+    /// first public rule, else the first rule; a grammar without `language` is English.
     pub fn compile(file: GrammarFile, origin: &str) -> Result<Grammar> {
         let lang = match &file.language {
             None => Lang::En,
