@@ -130,27 +130,13 @@ impl FromStr for CaseNumber {
     }
 }
 
-/// The Damm operation table (a totally anti-symmetric quasigroup of order 10), as published by
-/// H. Michael Damm (2004) and used by every Damm implementation.
-const DAMM_TABLE: [[u8; 10]; 10] = [
-    [0, 3, 1, 7, 5, 9, 8, 6, 4, 2],
-    [7, 0, 9, 2, 1, 5, 4, 8, 6, 3],
-    [4, 2, 0, 6, 8, 7, 1, 3, 5, 9],
-    [1, 7, 5, 0, 9, 8, 3, 4, 2, 6],
-    [6, 1, 2, 3, 0, 4, 5, 9, 7, 8],
-    [3, 6, 7, 4, 2, 0, 9, 5, 8, 1],
-    [5, 8, 6, 9, 7, 2, 0, 1, 3, 4],
-    [8, 9, 4, 5, 3, 6, 2, 0, 1, 7],
-    [9, 4, 3, 8, 6, 1, 7, 2, 0, 5],
-    [2, 5, 8, 1, 4, 3, 6, 7, 9, 0],
-];
-
 /// The Damm check digit of `digits` (each 0-9). Run over a number that already ends in its
-/// check digit, the result is 0.
+/// check digit, the result is 0. The table lives with the keypad grammars, which check what
+/// callers key before it ever reaches the registry.
 pub fn damm_check_digit(digits: &[u8]) -> u8 {
-    digits.iter().fold(0u8, |interim, &digit| {
-        DAMM_TABLE[usize::from(interim)][usize::from(digit % 10)]
-    })
+    let text: String = digits.iter().map(|d| char::from(b'0' + d % 10)).collect();
+    // Invariant: every character above is an ASCII digit, so the grammar's check succeeds.
+    grammars::dtmf::damm_check_digit(&text).expect("ASCII digits only")
 }
 
 #[cfg(test)]
