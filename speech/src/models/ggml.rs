@@ -211,7 +211,7 @@ pub fn encode_f16(values: &[f32], out: &mut Vec<u8>) {
 ///
 /// Returns `false` (appending nothing) if the length is not a multiple of 32.
 pub fn quantize_q8_0(values: &[f32], out: &mut Vec<u8>) -> bool {
-    if values.len() % Q8_0_BLOCK != 0 {
+    if !values.len().is_multiple_of(Q8_0_BLOCK) {
         return false;
     }
     out.reserve(values.len() / Q8_0_BLOCK * Q8_0_BLOCK_BYTES);

@@ -112,7 +112,7 @@ fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 pub(crate) fn is_looping(text: &str) -> bool {
     let words = normalize_words(text);
     let half = words.len() / 2;
-    if words.len() >= 6 && words.len() % 2 == 0 && words[..half] == words[half..] {
+    if words.len() >= 6 && words.len().is_multiple_of(2) && words[..half] == words[half..] {
         return true;
     }
     // A digit said three times is a legitimate number ("five five five"); a run of several
