@@ -5,7 +5,10 @@
 //! hotline, the bilingual service directory, the case registry (SQLite, durable before a
 //! reference number is spoken) and caller profiles. It opens no sockets and spawns no tasks.
 //!
+//! - [`profiles`]: caller profiles and resumable sessions (normalised, redacted caller IDs;
+//!   sled trees; a dropped call can continue within 15 minutes).
 //! - [`registry`]: the case registry (case numbers with a Damm check digit, legal deadlines,
 //!   the `CaseRegistry` trait and its SQLite store).
 
+pub mod profiles;
 pub mod registry;
