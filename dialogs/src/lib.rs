@@ -5,7 +5,10 @@
 //! hotline, the bilingual service directory, the case registry (SQLite, durable before a
 //! reference number is spoken) and caller profiles. It opens no sockets and spawns no tasks.
 //!
+//! - [`directory`]: the bilingual service catalog (built in or loaded from a file), its topic
+//!   menus of at most five choices, spoken-query search and the sentences read to callers.
 //! - [`registry`]: the case registry (case numbers with a Damm check digit, legal deadlines,
 //!   the `CaseRegistry` trait and its SQLite store).
 
+pub mod directory;
 pub mod registry;
