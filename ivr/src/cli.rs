@@ -7,6 +7,7 @@
 //! - `ivr say "TEXT" [--lang en|mn] [--voice NAME] [--rate normal|slow|slower] -o OUT.wav [--play]`
 //! - `ivr models fetch NAME | list | import DIR --name N`
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
+//! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
 //!
 //! Settings are read here, once: flags, then `IVR_*` environment variables, then defaults.
 //! Nothing below this module reads the environment.
@@ -28,7 +29,7 @@ use speech::stt::{
 use speech::tts::{Speaker, SpeechRate, VoiceChoice, VoiceConfig};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
-use crate::bench;
+use crate::{bench, bench_grammars};
 
 /// The greeting the demo speaks (the hotline's first prompt, English).
 pub const GREETING_EN: &str = "Hello. Thank you for calling the Government 11-11 Centre. \
@@ -209,6 +210,8 @@ enum ModelsCommand {
 enum BenchCommand {
     /// Speech-to-text: latency and word error rate by utterance length, model, window, threads.
     Stt(bench::SttBenchArgs),
+    /// Grammars and the service directory: load, match, keypad, export, search times.
+    Grammars(bench_grammars::GrammarBenchArgs),
 }
 
 /// Runs the command line.
@@ -272,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models { command } => models(&store, command),
         Command::Bench { command } => match command {
             BenchCommand::Stt(args) => bench::stt(&store, &data, args),
+            BenchCommand::Grammars(args) => bench_grammars::grammars(args),
         },
     }
 }

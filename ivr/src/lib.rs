@@ -5,4 +5,5 @@
 //! `main.rs` only parses arguments and calls into here.
 
 pub mod bench;
+pub mod bench_grammars;
 pub mod cli;
