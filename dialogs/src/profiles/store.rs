@@ -39,7 +39,7 @@ impl ProfileStore {
     /// A sled directory can be open only once at a time; to share it with other state (the
     /// prompt cache) open it once and use [`ProfileStore::with_db`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::with_db(sled::open(dir)?)
+        Self::with_db(open_sled(dir.as_ref())?)
     }
 
     /// Uses the profile and session trees of an already open database.
@@ -232,6 +232,26 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], tree: &str, caller: &CallerId) -> O
         Err(reason) => {
             tracing::warn!(tree, %caller, %reason, "undecodable record treated as absent");
             None
+        }
+    }
+}
+
+/// Opens a sled database, waiting up to about a second for its file lock. sled releases the
+/// lock from a background thread after the last handle is dropped, so reopening right away (a
+/// restart inside the process, a test) can find it still held for a moment.
+// A bounded wait on another handle's background thread; nothing here is a sans-IO core.
+#[allow(clippy::disallowed_methods)]
+fn open_sled(dir: &Path) -> sled::Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 50 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
         }
     }
 }

@@ -94,7 +94,7 @@ impl RenderCache {
     /// Opens (creating if needed) the cache in directory `dir`. Fails with [`Error::Cache`]
     /// when sled cannot open it (for example another process holds it).
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::open(dir).map_err(|e| Error::Cache(format!("{}: {e}", dir.display())))?;
+        let db = open_sled(dir).map_err(|e| Error::Cache(format!("{}: {e}", dir.display())))?;
         Ok(Self { db })
     }
 
@@ -252,6 +252,26 @@ impl<S: Synthesizer> Synthesizer for CachedSynthesizer<S> {
 
     fn default_voice(&self, locale: Locale) -> Option<String> {
         self.inner.default_voice(locale)
+    }
+}
+
+/// Opens a sled database, waiting up to about a second for its file lock. sled releases the
+/// lock from a background thread after the last handle is dropped, so reopening right away (a
+/// restart inside the process, a test) can find it still held for a moment.
+// A bounded wait on another handle's background thread; nothing here is a sans-IO core.
+#[allow(clippy::disallowed_methods)]
+fn open_sled(dir: &Path) -> sled::Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 50 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
