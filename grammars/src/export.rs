@@ -23,22 +23,33 @@ use crate::grammar::{Grammar, Node};
 /// At most this many hints are returned by [`hints`].
 pub const HINT_LIMIT: usize = 48;
 
-/// The phrases of the voice grammars, deduplicated (ignoring case), shortest first, at most
-/// [`HINT_LIMIT`]. DTMF grammars and empty phrases contribute nothing.
+/// The phrases of the voice grammars, deduplicated (ignoring case), at most [`HINT_LIMIT`]:
+/// first the first phrase of every meaning of every grammar, in the grammar's order (authors
+/// write the usual word first; so each choice is hinted),
+/// then the other phrases, shortest first. DTMF grammars and empty phrases contribute nothing.
 pub fn hints(grammars: &[&Grammar]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<String> = Vec::new();
+    let mut first: Vec<String> = Vec::new();
+    let mut rest: Vec<String> = Vec::new();
     for g in grammars.iter().filter(|g| g.mode() == Mode::Voice) {
-        for p in g.phrases() {
+        let mut values = std::collections::HashSet::new();
+        for p in g.phrases().iter().filter(|p| !p.surface.trim().is_empty()) {
             let phrase = p.surface.trim();
-            if !phrase.is_empty() && seen.insert(phrase.to_lowercase()) {
-                out.push(phrase.to_string());
+            if !seen.insert(phrase.to_lowercase()) {
+                continue;
+            }
+            if values.insert(p.value.to_string()) {
+                first.push(phrase.to_string());
+            } else {
+                rest.push(phrase.to_string());
             }
         }
     }
-    out.sort_by_key(|p| p.chars().count());
-    out.truncate(HINT_LIMIT);
-    out
+    first.sort_by_key(|p| p.chars().count());
+    rest.sort_by_key(|p| p.chars().count());
+    first.extend(rest);
+    first.truncate(HINT_LIMIT);
+    first
 }
 
 /// One element of a compiled GBNF rule, as whisper.cpp's `whisper_grammar_element` (the

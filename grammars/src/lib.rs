@@ -37,6 +37,7 @@
 //! columns in characters) and what was expected. Nothing here panics on input.
 
 pub mod ast;
+mod builtin;
 pub mod dtmf;
 mod error;
 mod export;
@@ -44,6 +45,7 @@ mod grammar;
 pub mod lang;
 mod parse;
 
+pub use builtin::{builtin, BUILTIN_FILES};
 pub use error::{Error, Position, Result};
 pub use export::{compile_gbnf, gbnf, hints, Gbnf, GrammarElement, HINT_LIMIT};
 pub use grammar::{
@@ -87,7 +89,9 @@ mod tests {
             .map(|r| r.value.to_string())
     }
 
-    const FILES: [&str; 13] = [
+    const FILES: [&str; 17] = [
+        "after_service",
+        "after_service_dtmf",
         "case_type",
         "case_type_dtmf",
         "emergency",
@@ -99,6 +103,8 @@ mod tests {
         "language_dtmf",
         "main_menu",
         "main_menu_dtmf",
+        "skip",
+        "skip_dtmf",
         "yes_no",
         "yes_no_dtmf",
     ];
@@ -163,7 +169,7 @@ mod tests {
             ("case_type", "It's a complaint.", "complaint"),
             ("case_type", "complain", "complaint"),
             ("case_type", "thank you", "thanks"),
-            ("info_topics", "Um, birth certificate", "civil_registration"),
+            ("info_topics", "Um, the ID card", "civil_registration"),
             ("info_topics", "5", "other"),
             ("global", "Operater", "operator"),
             ("global", "Can you repeat that please?", "repeat"),
