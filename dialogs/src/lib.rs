@@ -14,5 +14,6 @@
 //!   the `CaseRegistry` trait and its SQLite store).
 
 pub mod directory;
+pub mod flow;
 pub mod profiles;
 pub mod registry;

@@ -9,7 +9,6 @@ use std::fmt;
 
 /// A language a grammar is written in and callers speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Lang {
     /// English.
     En,
