@@ -13,7 +13,9 @@
 //! - [`registry`]: the case registry (case numbers with a Damm check digit, legal deadlines,
 //!   the `CaseRegistry` trait and its SQLite store).
 
+pub mod backend;
 pub mod directory;
+pub mod engine;
 pub mod flow;
 pub mod profiles;
 pub mod registry;

@@ -6,6 +6,7 @@
 //! - `ivr transcribe FILE.wav [--model NAME|PATH] [--lang en|mn|auto] [--hints "a, b"] [--json]`
 //! - `ivr say "TEXT" [--lang en|mn] [--voice NAME] [--rate normal|slow|slower] -o OUT.wav [--play]`
 //! - `ivr models fetch NAME | list | import DIR --name N`
+//! - `ivr chat [--lang en|mn] [--caller NUMBER] [--data DIR]` — the conversation as text and keys.
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
 //!
@@ -78,6 +79,8 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Talk to the hotline in a terminal: the real dialog engine, directory and registry.
+    Chat(crate::chat::ChatArgs),
     /// Measure the speech engine.
     Bench {
         #[command(subcommand)]
@@ -272,6 +275,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { out, model } => demo(&store, &data, &out, &model),
         Command::Transcribe(args) => transcribe(&store, args),
         Command::Say(args) => say(&data, args),
+        Command::Chat(args) => {
+            let stdin = std::io::stdin();
+            crate::chat::run(&data, &args, stdin.lock(), &mut std::io::stdout().lock())
+        }
         Command::Models { command } => models(&store, command),
         Command::Bench { command } => match command {
             BenchCommand::Stt(args) => bench::stt(&store, &data, args),

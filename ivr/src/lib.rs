@@ -6,4 +6,5 @@
 
 pub mod bench;
 pub mod bench_grammars;
+pub mod chat;
 pub mod cli;

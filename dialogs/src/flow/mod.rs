@@ -393,14 +393,14 @@ pub struct Flow {
 impl Flow {
     /// The hotline flow, prompts and grammars compiled into the program.
     pub fn builtin() -> Result<Flow, FlowError> {
+        Flow::builtin_with(GrammarSet::builtin()?)
+    }
+
+    /// The built-in hotline flow and prompts with other grammars (checked against them).
+    pub fn builtin_with(grammars: GrammarSet) -> Result<Flow, FlowError> {
         let prompts = Prompts::parse(BUILTIN_PROMPTS, BUILTIN_PROMPTS_ORIGIN)
             .map_err(|problems| FlowError { problems })?;
-        Flow::parse(
-            BUILTIN_FLOW,
-            BUILTIN_FLOW_ORIGIN,
-            prompts,
-            GrammarSet::builtin()?,
-        )
+        Flow::parse(BUILTIN_FLOW, BUILTIN_FLOW_ORIGIN, prompts, grammars)
     }
 
     /// Loads a flow file. Its `prompts` path is relative to the flow file; grammars come from
