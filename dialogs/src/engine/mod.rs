@@ -480,6 +480,10 @@ impl Engine {
         let no_input = state.no_input.unwrap_or(self.flow.settings.no_input);
         match (&self.mode, state.warn && !self.call.warned) {
             (Mode::Listening, true) => self.arm(no_input, TimerKind::Warn),
+            // The warning was heard: the grace period runs from its end.
+            (Mode::Listening, false) if state.warn => {
+                self.arm(self.flow.settings.warn_grace, TimerKind::NoInput)
+            }
             (Mode::Listening | Mode::Confirming { .. } | Mode::Resuming(_), _) => {
                 self.arm(no_input, TimerKind::NoInput)
             }
@@ -515,13 +519,8 @@ impl Engine {
             TimerKind::Warn => {
                 self.call.warned = true;
                 self.say_prompt("WAIT_WARN", true);
-                let grace = self.flow.settings.warn_grace;
-                if self.call.pending_mark.is_none() {
-                    self.arm(grace, TimerKind::NoInput);
-                } else {
-                    // The grace period starts when the warning has been heard.
-                    self.call.timer = None;
-                }
+                // The grace period starts when the warning has been heard.
+                self.start_listening_clock();
             }
             TimerKind::NoInput => self.nothing_heard(),
         }
