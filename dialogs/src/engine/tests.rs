@@ -296,7 +296,7 @@ fn the_no_input_clock_starts_when_the_prompt_has_been_heard() {
             Output::Play(p) => Some(p.mark),
             _ => None,
         })
-        .last()
+        .next_back()
         .expect("the menu is said again");
     call.now += Duration::from_secs(20);
     let out = call.send(Input::PlaybackFinished(last));
@@ -585,9 +585,11 @@ fn topic_menus_offer_at_most_five_choices() {
 
 #[test]
 fn a_remembered_caller_skips_the_language_menu_and_keeps_slow_speech() {
-    let mut profile = Profile::default();
-    profile.locale = Some("en".into());
-    profile.slow_speech = true;
+    let profile = Profile {
+        locale: Some("en".into()),
+        slow_speech: true,
+        ..Profile::default()
+    };
     let (_, out) = Call::start_with(Some("99112233"), None, Some(profile), None, OPEN);
     assert_eq!(prompts(&out), ["GREET", "MAIN", "MAIN_LANG"]);
     assert!(out
