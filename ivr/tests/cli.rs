@@ -170,3 +170,88 @@ fn demo_speaks_and_hears_the_greeting() {
     assert!(e.rate() < 0.2, "greeting heard as {heard:?}");
     assert!(out.exists());
 }
+
+fn ivr_with_input(args: &[&str], data: &Path, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ivr"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ivr starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    child.wait_with_output().expect("ivr ends")
+}
+
+#[test]
+fn chat_prints_prompts_and_hangs_up_at_end_of_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ivr_with_input(
+        &["chat", "--lang", "en", "--at", "2026-11-27T10:00:00+08:00"],
+        dir.path(),
+        "2\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("assistant: Hello."), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("assistant: After the tone")),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"-- the caller hung up"));
+    // The registry file exists in the data directory.
+    assert!(dir.path().join("cases.sqlite").exists());
+}
+
+#[test]
+fn chat_refuses_bad_options_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ivr_with_input(&["chat", "--lang", "fr"], dir.path(), "");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--lang must be en or mn"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ivr_with_input(&["chat", "--at", "yesterday"], dir.path(), "");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("RFC 3339"), "{}", stderr(&o));
+}
+
+#[test]
+fn flow_check_accepts_the_hotline_and_lists_every_problem_of_a_broken_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ivr(&["flow", "check"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok ("), "{}", stdout(&o));
+
+    let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dialogs/flows");
+    let src = std::fs::read_to_string(flows.join("hotline.toml")).unwrap();
+    let broken = src
+        .replace("next = \"language\"", "next = \"langage\"")
+        .replace("say = [\"OPER\"]", "say = [\"OPERATOR\"]");
+    std::fs::write(dir.path().join("hotline.toml"), broken).unwrap();
+    std::fs::copy(flows.join("prompts.tsv"), dir.path().join("prompts.tsv")).unwrap();
+    let file = dir.path().join("hotline.toml");
+    let o = ivr(&["flow", "check", file.to_str().unwrap()], dir.path());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("2 problems"), "{err}");
+    assert!(
+        err.contains("hotline.toml:29:8: unknown state `langage`"),
+        "{err}"
+    );
+    assert!(err.contains("prompt OPERATOR is not in"), "{err}");
+}
