@@ -158,7 +158,7 @@ fn every_broken_flow_reports_exactly_its_declared_problems() {
         .filter_map(|path| {
             check(path, &dir).err().map(|why| {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                format!("{}: {why}", name.unwrap_or_default())
+                format!("{}:{why}", name.unwrap_or_default())
             })
         })
         .collect();
