@@ -25,17 +25,17 @@ struct FileDef {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FlowDef {
-    start: Spanned<String>,
-    main: Spanned<String>,
+    start: Option<Spanned<String>>,
+    main: Option<Spanned<String>>,
     language: Option<Spanned<String>>,
-    emergency: Spanned<String>,
-    operator: Spanned<String>,
+    emergency: Option<Spanned<String>>,
+    operator: Option<Spanned<String>>,
     #[allow(dead_code)] // read by `prompts_path` before the full parse
-    prompts: Spanned<String>,
-    operator_target: Spanned<String>,
-    hours: Spanned<String>,
-    days: Spanned<String>,
-    utc_offset: Spanned<String>,
+    prompts: Option<Spanned<String>>,
+    operator_target: Option<Spanned<String>>,
+    hours: Option<Spanned<String>>,
+    days: Option<Spanned<String>>,
+    utc_offset: Option<Spanned<String>>,
     no_input: Option<Spanned<f64>>,
     inter_digit: Option<Spanned<f64>>,
     warn_grace: Option<Spanned<f64>>,
@@ -123,12 +123,27 @@ pub(super) fn prompts_path(src: &str, origin: &str) -> Result<String, FlowError>
     {
         Some(p) => Ok(p.to_string()),
         None => {
-            report.at(0, "the [flow] table must name its `prompts` file");
+            report.at(
+                flow_header(src),
+                "the [flow] table must name its `prompts` file",
+            );
             Err(FlowError {
                 problems: report.problems,
             })
         }
     }
+}
+
+/// The offset of the `[flow]` header line (0 when there is none).
+fn flow_header(src: &str) -> usize {
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        if line.trim_start().starts_with("[flow]") {
+            return offset + (line.len() - line.trim_start().len());
+        }
+        offset += line.len();
+    }
+    0
 }
 
 fn seconds(report: &mut Report<'_>, value: &Spanned<f64>, what: &str) -> Option<Duration> {
@@ -144,7 +159,12 @@ fn seconds(report: &mut Report<'_>, value: &Spanned<f64>, what: &str) -> Option<
     }
 }
 
-fn parse_hours(report: &mut Report<'_>, def: &FlowDef) -> Hours {
+fn parse_hours(
+    report: &mut Report<'_>,
+    hours_def: &Spanned<String>,
+    days_def: &Spanned<String>,
+    offset_def: &Spanned<String>,
+) -> Hours {
     let mut hours = Hours {
         open: 8 * 60,
         close: 20 * 60,
@@ -162,8 +182,7 @@ fn parse_hours(report: &mut Report<'_>, def: &FlowDef) -> Hours {
         let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
         (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
     };
-    match def
-        .hours
+    match hours_def
         .get_ref()
         .split_once('-')
         .and_then(|(a, b)| Some((clock(a)?, clock(b)?)))
@@ -173,10 +192,10 @@ fn parse_hours(report: &mut Report<'_>, def: &FlowDef) -> Hours {
             hours.close = close;
         }
         _ => report.at(
-            def.hours.span().start,
+            hours_def.span().start,
             format!(
                 "hours must read like \"08:00-20:00\" (opening before closing), not {:?}",
-                def.hours.get_ref()
+                hours_def.get_ref()
             ),
         ),
     }
@@ -194,7 +213,7 @@ fn parse_hours(report: &mut Report<'_>, def: &FlowDef) -> Hours {
     };
     let mut days = Vec::new();
     let mut ok = true;
-    for part in def.days.get_ref().split(',') {
+    for part in days_def.get_ref().split(',') {
         match part.split_once('-') {
             Some((a, b)) => match (day(a), day(b)) {
                 (Some(mut d), Some(end)) => {
@@ -216,14 +235,14 @@ fn parse_hours(report: &mut Report<'_>, def: &FlowDef) -> Hours {
         hours.days = days;
     } else {
         report.at(
-            def.days.span().start,
+            days_def.span().start,
             format!(
                 "days must read like \"mon-fri\" or \"mon,wed,sat\", not {:?}",
-                def.days.get_ref()
+                days_def.get_ref()
             ),
         );
     }
-    let offset = def.utc_offset.get_ref().trim();
+    let offset = offset_def.get_ref().trim();
     let parsed = (|| {
         let sign = match offset.chars().next()? {
             '+' => 1i8,
@@ -237,7 +256,7 @@ fn parse_hours(report: &mut Report<'_>, def: &FlowDef) -> Hours {
     match parsed {
         Some(o) => hours.offset = o,
         None => report.at(
-            def.utc_offset.span().start,
+            offset_def.span().start,
             format!("utc_offset must read like \"+08:00\", not {offset:?}"),
         ),
     }
@@ -276,7 +295,7 @@ pub(super) fn parse(
         .map(|(i, k)| (k.get_ref().clone(), i))
         .collect();
     if names.is_empty() {
-        report.at(0, "the flow has no [state.NAME] tables");
+        report.file(origin, "the flow has no [state.NAME] tables");
     }
     let resolve = |report: &mut Report<'_>, t: &Spanned<String>| -> Option<Target> {
         let name = t.get_ref().as_str();
@@ -308,20 +327,45 @@ pub(super) fn parse(
                 t.span().start,
                 format!("{what} names unknown state `{}`", t.get_ref()),
             );
-            0
+            usize::MAX
         }
     };
 
     let def = file.flow.get_ref();
-    let start = resolve_state(&mut report, &def.start, "start");
-    let main = resolve_state(&mut report, &def.main, "main");
-    let emergency = resolve_state(&mut report, &def.emergency, "emergency");
-    let operator = resolve_state(&mut report, &def.operator, "operator");
+    let header = file.flow.span().start;
+    let required = |report: &mut Report<'_>, value: &Option<Spanned<String>>, key: &str| {
+        if value.is_none() {
+            report.at(header, format!("the [flow] table needs `{key}`"));
+        }
+        value.clone()
+    };
+    let states_of = |report: &mut Report<'_>, value: &Option<Spanned<String>>, key: &str| {
+        required(report, value, key)
+            .map(|v| resolve_state(report, &v, key))
+            .unwrap_or(usize::MAX)
+    };
+    let start = states_of(&mut report, &def.start, "start");
+    let main = states_of(&mut report, &def.main, "main");
+    let emergency = states_of(&mut report, &def.emergency, "emergency");
+    let operator = states_of(&mut report, &def.operator, "operator");
     let language = def
         .language
         .as_ref()
         .map(|l| resolve_state(&mut report, l, "language"));
-    let hours = parse_hours(&mut report, def);
+    let operator_target = required(&mut report, &def.operator_target, "operator_target");
+    let hours = match (
+        required(&mut report, &def.hours, "hours"),
+        required(&mut report, &def.days, "days"),
+        required(&mut report, &def.utc_offset, "utc_offset"),
+    ) {
+        (Some(h), Some(d), Some(o)) => parse_hours(&mut report, &h, &d, &o),
+        _ => Hours {
+            open: 0,
+            close: 0,
+            days: Vec::new(),
+            offset: UtcOffset::UTC,
+        },
+    };
     let secs = |report: &mut Report<'_>, v: &Option<Spanned<f64>>, what: &str, default: f64| {
         v.as_ref()
             .and_then(|v| seconds(report, v, what))
@@ -357,15 +401,17 @@ pub(super) fn parse(
     let reject_below = fraction(&mut report, &def.reject_below, "reject_below", 0.45);
     if reject_below > confirm_below {
         report.at(
-            file.flow.span().start,
+            def.reject_below.as_ref().map_or(header, |r| r.span().start),
             "reject_below must not be above confirm_below",
         );
     }
-    if def.operator_target.get_ref().trim().is_empty() {
-        report.at(
-            def.operator_target.span().start,
-            "operator_target must name where operator calls go (a SIP URI)",
-        );
+    if let Some(target) = &operator_target {
+        if target.get_ref().trim().is_empty() {
+            report.at(
+                target.span().start,
+                "operator_target must name where operator calls go (a SIP URI)",
+            );
+        }
     }
 
     // Engine prompts and grammars.
@@ -498,7 +544,12 @@ pub(super) fn parse(
         }
         let need = |report: &mut Report<'_>, field: &str, ok: bool| {
             if !ok {
-                report.at(at, format!("a {kind_name} state needs `{field}`"));
+                let article = if kind_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                report.at(at, format!("{article} {kind_name} state needs `{field}`"));
             }
         };
         let kind = match kind_name {
@@ -604,7 +655,7 @@ pub(super) fn parse(
                         );
                     }
                 }
-                if next.is_none() {
+                if s.next.is_none() {
                     for r in action.results() {
                         if !s.on.keys().any(|k| k.get_ref() == r) {
                             report.at(
@@ -614,8 +665,8 @@ pub(super) fn parse(
                         }
                     }
                 }
-                if action == Action::Transfer && next.is_some() {
-                    report.at(at, "a transfer ends the call: it has no `next`");
+                if let (Action::Transfer, Some(n)) = (action, &s.next) {
+                    report.at(n.span().start, "a transfer ends the call: it has no `next`");
                 }
                 Kind::Action(action)
             }
@@ -702,10 +753,12 @@ pub(super) fn parse(
                     );
                 }
             }
-            if next.is_none() {
+            if s.next.is_none() {
                 for v in &values {
                     // A global meaning (operator) is handled by the engine anyway.
-                    if !on.contains_key(v) && !GLOBAL_KEYS.iter().any(|(_, m)| m == v) {
+                    if !s.on.keys().any(|k| k.get_ref() == v)
+                        && !GLOBAL_KEYS.iter().any(|(_, m)| m == v)
+                    {
                         report.at(
                             at,
                             format!(
@@ -720,7 +773,7 @@ pub(super) fn parse(
 
         let requires = match &s.requires {
             Some(r) if r.get_ref() == "caller" => {
-                if otherwise.is_none() {
+                if s.otherwise.is_none() {
                     report.at(r.span().start, "`requires` needs an `otherwise` target");
                 }
                 Some(r.get_ref().clone())
@@ -771,8 +824,8 @@ pub(super) fn parse(
         let mut seen = vec![false; states.len()];
         let mut queue: VecDeque<StateId> = [start, main, emergency, operator]
             .into_iter()
-            .filter(|&id| id < states.len())
             .chain(language)
+            .filter(|&id| id < states.len())
             .collect();
         while let Some(id) = queue.pop_front() {
             if std::mem::replace(&mut seen[id], true) {
@@ -814,7 +867,9 @@ pub(super) fn parse(
             language,
             emergency,
             operator,
-            operator_target: def.operator_target.get_ref().trim().to_string(),
+            operator_target: operator_target
+                .map(|t| t.get_ref().trim().to_string())
+                .unwrap_or_default(),
             hours,
             no_input,
             inter_digit,

@@ -318,12 +318,15 @@ impl Prompts {
             }
             let mut texts = Vec::with_capacity(2);
             for (k, lang) in LOCALES.iter().enumerate() {
-                let cell = cells[lang_cols[k]].trim();
+                let raw_cell = cells[lang_cols[k]];
+                let cell = raw_cell.trim();
+                let leading = raw_cell.chars().count() - raw_cell.trim_start().chars().count();
                 let column = cells[..lang_cols[k]]
                     .iter()
                     .map(|c| c.chars().count() + 1)
                     .sum::<usize>()
-                    + 1;
+                    + 1
+                    + leading;
                 if cell.is_empty() {
                     problems.push(problem(
                         line,
