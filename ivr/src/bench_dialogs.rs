@@ -786,7 +786,13 @@ fn step_cases() -> Vec<StepCase> {
             "oper_connect",
             Some("operator"),
         ),
-        spoken("main menu: \"repeat\"", Lang::En, "repeat", "main", None),
+        spoken(
+            "main menu: \"repeat\"",
+            Lang::En,
+            "repeat",
+            "main",
+            Some("repeat"),
+        ),
         spoken(
             "main menu: \"please call an ambulance\"",
             Lang::En,
