@@ -10,6 +10,7 @@
 //! - `ivr flow check [FILE] [--grammars DIR]` — checks a flow; lists every problem by file and line.
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
+//! - `ivr bench dialogs [--iterations N]` — dialog engine step and whole-call timings.
 //!
 //! Settings are read here, once: flags, then `IVR_*` environment variables, then defaults.
 //! Nothing below this module reads the environment.
@@ -31,7 +32,7 @@ use speech::stt::{
 use speech::tts::{Speaker, SpeechRate, VoiceChoice, VoiceConfig};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
-use crate::{bench, bench_grammars};
+use crate::{bench, bench_dialogs, bench_grammars};
 
 /// The greeting the demo speaks (the hotline's first prompt, English).
 pub const GREETING_EN: &str = "Hello. Thank you for calling the Government 11-11 Centre. \
@@ -233,6 +234,8 @@ enum BenchCommand {
     Stt(bench::SttBenchArgs),
     /// Grammars and the service directory: load, match, keypad, export, search times.
     Grammars(bench_grammars::GrammarBenchArgs),
+    /// The dialog engine: flow loading, one step per typical input, a whole scripted call.
+    Dialogs(bench_dialogs::DialogBenchArgs),
 }
 
 /// Runs the command line.
@@ -321,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => match command {
             BenchCommand::Stt(args) => bench::stt(&store, &data, args),
             BenchCommand::Grammars(args) => bench_grammars::grammars(args),
+            BenchCommand::Dialogs(args) => bench_dialogs::dialogs(args),
         },
     }
 }

@@ -5,6 +5,7 @@
 //! `main.rs` only parses arguments and calls into here.
 
 pub mod bench;
+pub mod bench_dialogs;
 pub mod bench_grammars;
 pub mod chat;
 pub mod cli;
