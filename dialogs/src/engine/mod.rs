@@ -305,6 +305,8 @@ struct Call {
     warned: bool,
     /// A number was complete without its `#`: a `#` typed right after it is swallowed.
     swallow_hash: bool,
+    /// A resumable session was saved and not yet cleared.
+    session_saved: bool,
     dir: DirPhase,
 }
 
@@ -352,6 +354,7 @@ impl Engine {
                 timer: None,
                 warned: false,
                 swallow_hash: false,
+                session_saved: false,
                 dir: DirPhase::Topics,
             },
             out: Vec::new(),
@@ -661,7 +664,9 @@ impl Engine {
         self.call.caller = caller.filter(|c| c.chars().any(|c| c.is_ascii_digit()));
         let profile = profile.unwrap_or_default();
         let remembered = profile.locale.as_deref().and_then(Lang::from_tag);
-        self.call.locale = remembered.or(locale).unwrap_or(Lang::Mn);
+        // The channel's language (a web page's, chosen by the caller there) wins over the one
+        // remembered from an earlier call.
+        self.call.locale = locale.or(remembered).unwrap_or(Lang::Mn);
         // A remembered language, or one the channel already knows (a web page's), needs no
         // language menu.
         self.call.skip_language = remembered.is_some() || locale.is_some();
@@ -676,6 +681,11 @@ impl Engine {
                 self.mode = Mode::Resuming(session);
                 self.call.said.clear();
                 let vars = self.vars();
+                let start = &self.flow.states[self.flow.settings.start];
+                if let (Kind::Say, Some(greeting)) = (&start.kind, start.say.first()) {
+                    let greeting = greeting.clone();
+                    self.say_prompt_with(&greeting, &vars, false, true);
+                }
                 self.say_prompt_with("RESUME", &vars, true, true);
                 self.listen();
             }
@@ -736,10 +746,11 @@ impl Engine {
     fn back(&mut self) {
         match self.call.history.pop() {
             Some(id) => self.enter(id),
-            None => {
-                // Nowhere to go back to: say where we are again.
-                self.reprompt(None);
+            None if self.call.state != self.flow.settings.main && self.mode != Mode::NotStarted => {
+                // Nothing before this step: the main menu is the way back.
+                self.enter(self.flow.settings.main)
             }
+            None => self.reprompt(None),
         }
     }
 
@@ -771,7 +782,18 @@ impl Engine {
         self.call.warned = false;
         self.call.said.clear();
         self.call.dir = DirPhase::Topics;
+        if !state.resumable && std::mem::take(&mut self.call.session_saved) {
+            self.out.push(Output::ClearSession);
+        }
+        if matches!(
+            state.kind,
+            Kind::Action(Action::StoreCase | Action::LookupCase)
+        ) {
+            // Done with what the menus led to: "back" from here means the main menu.
+            self.call.history.clear();
+        }
         if state.resumable {
+            self.call.session_saved = true;
             let mut session = ResumableSession::new(state.name.clone());
             session.data = self.call.slots.clone();
             session
@@ -1435,7 +1457,10 @@ impl Engine {
                 }
                 _ => {
                     self.note(&keys, None, 1.0, "invalid");
-                    self.no_match(invalid.clone())
+                    self.no_match(invalid.clone());
+                    // The caller was told at once; the `#` they were about to press is not
+                    // a second attempt.
+                    self.call.swallow_hash = !keys.ends_with('#');
                 }
             };
         }

@@ -546,10 +546,10 @@ fn outside_hours_a_call_back_is_offered() {
         .iter()
         .any(|o| matches!(o, Output::RequestCallback { number, .. } if number == "99112233")));
     assert!(texts(&out).contains("9911 2233"));
-    // Without a number there is nothing to call back.
+    // Without a number there is nothing to call back: the caller hears the hours.
     let mut call = at_main_menu(None, CLOSED);
     let out = call.keys("0");
-    assert_eq!(prompts(&out), ["ANYTHING_ELSE"]);
+    assert_eq!(prompts(&out), ["OPER_HOURS", "ANYTHING_ELSE"]);
 }
 
 #[test]
@@ -623,7 +623,7 @@ fn a_dropped_filing_resumes_where_it_stopped() {
 
     let (mut again, out) =
         Call::start_with(Some("99112233"), None, None, Some(session.clone()), OPEN);
-    assert_eq!(prompts(&out), ["RESUME"]);
+    assert_eq!(prompts(&out), ["GREET", "RESUME"]);
     let out = again.keys("1");
     assert_eq!(prompts(&out), ["CMP_AGENCY"]);
     again.keys("1");
@@ -657,6 +657,61 @@ fn mongolian_words_drive_the_menus() {
     assert_eq!(prompts(&out), ["CMP_AGENCY"]);
     let out = call.say("ажилтан");
     assert!(transfer(&out).is_some());
+}
+
+#[test]
+fn repeat_after_filing_says_the_number_again() {
+    let mut call = at_main_menu(Some("99112233"), OPEN);
+    call.keys("2");
+    call.send(Input::Recorded {
+        transcript: Some("the bus never comes".into()),
+        recording: None,
+    });
+    call.keys("1");
+    call.keys("1");
+    let out = call.keys("1");
+    let new = out
+        .iter()
+        .find_map(|o| match o {
+            Output::StoreCase(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("stored");
+    call.send(Input::CaseStored(Ok(stored_case(
+        &new,
+        &valid_number(),
+        OPEN,
+    ))));
+    let out = call.keys("9");
+    assert_eq!(prompts(&out), ["REPEAT", "CMP_DONE", "ANYTHING_ELSE"]);
+    // "Back" after filing leads to the main menu, never into filing again.
+    let out = call.keys("*");
+    assert_eq!(prompts(&out), ["MAIN", "MAIN_LANG"]);
+}
+
+#[test]
+fn leaving_the_filing_for_a_person_forgets_the_half_filed_case() {
+    let mut call = at_main_menu(Some("99112233"), OPEN);
+    call.keys("2");
+    call.send(Input::Recorded {
+        transcript: Some("words".into()),
+        recording: None,
+    });
+    let out = call.keys("1");
+    assert!(out.iter().any(|o| matches!(o, Output::SaveSession(_))));
+    let out = call.keys("0");
+    assert!(out.contains(&Output::ClearSession), "{out:?}");
+    assert!(transfer(&out).is_some());
+}
+
+#[test]
+fn a_wrong_number_and_its_hash_count_once() {
+    let mut call = at_main_menu(None, OPEN);
+    call.keys("3");
+    let good = valid_number();
+    let bad = format!("{}{}", &good[..9], (good.as_bytes()[9] - b'0' + 1) % 10);
+    let out = call.keys(&format!("{bad}#"));
+    assert_eq!(prompts(&out), ["STAT_BADCHECK", "STAT_ASK"]);
 }
 
 #[test]
