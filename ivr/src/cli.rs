@@ -7,6 +7,7 @@
 //! - `ivr say "TEXT" [--lang en|mn] [--voice NAME] [--rate normal|slow|slower] -o OUT.wav [--play]`
 //! - `ivr models fetch NAME | list | import DIR --name N`
 //! - `ivr chat [--lang en|mn] [--caller NUMBER] [--data DIR]` — the conversation as text and keys.
+//! - `ivr serve [--listen ADDR] [--http ADDR]` — the assistant over gRPC, metrics over HTTP.
 //! - `ivr flow check [FILE] [--grammars DIR]` — checks a flow; lists every problem by file and line.
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
@@ -83,6 +84,10 @@ enum Command {
     },
     /// Talk to the hotline in a terminal: the real dialog engine, directory and registry.
     Chat(crate::chat::ChatArgs),
+    /// Run the hotline server: the assistant's gRPC and HTTP (embedded defaults).
+    Serve(crate::serve::ServeArgs),
+    /// Run the assistant alone (the same as serve until the SIP gateway joins serve).
+    Assistant(crate::serve::ServeArgs),
     /// Check a flow file (and its prompts and grammars); lists every problem.
     Flow {
         #[command(subcommand)]
@@ -313,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { out, model } => demo(&store, &data, &out, &model),
         Command::Transcribe(args) => transcribe(&store, args),
         Command::Say(args) => say(&data, args),
+        Command::Serve(args) | Command::Assistant(args) => crate::serve::run(&data, &store, &args),
         Command::Chat(args) => {
             let stdin = std::io::stdin();
             crate::chat::run(&data, &args, stdin.lock(), &mut std::io::stdout().lock())

@@ -1,12 +1,19 @@
 //! The hotline server and its command line.
 //!
-//! Today this crate holds the command line's subcommands over the speech engine
-//! ([`cli`]); the SIP/RTP gateway, the assistant, WebRTC and HTTP arrive in later parts.
-//! `main.rs` only parses arguments and calls into here.
+//! - [`assistant`]: the conversation side of every call over `MediaGateway.Converse`.
+//! - [`services`]: `CaseService`, `DirectoryService`, gRPC health and reflection.
+//! - [`serve`]: `ivr serve`: the gRPC and HTTP servers with embedded defaults.
+//! - [`chat`]: `ivr chat`: the dialog engine in a terminal.
+//! - [`cli`]: the command line; `bench*`: the measuring commands.
+//!
+//! `main.rs` only parses arguments and calls into here. The SIP/RTP gateway and WebRTC arrive
+//! in later parts.
 
+pub mod assistant;
 pub mod bench;
 pub mod bench_dialogs;
 pub mod bench_grammars;
 pub mod chat;
 pub mod cli;
+pub mod serve;
 pub mod services;

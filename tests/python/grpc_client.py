@@ -267,9 +267,10 @@ def check_services(args, channel):
 def converse(args, channel):
     """Plays a call through MediaGateway.Converse: CallStart, then one key per listening turn.
 
-    Acts as a gateway that plays audio instantly: when the assistant starts listening, every
-    mark it sent audio or a prompt for is reported as played out (PlayoutMark), then the next
-    key is sent. After the last key the call is hung up. Prints every event that comes down.
+    Acts as a gateway that plays audio instantly: a mark is reported played out (PlayoutMark) as
+    soon as its audio arrives. When the assistant starts listening the next key is sent (keys
+    may interrupt the prompt, as on a phone). After the last key the call is hung up. Prints
+    every event that comes down.
     """
     checks = Checks()
     reflected = Reflected(channel)
@@ -293,7 +294,7 @@ def converse(args, channel):
     up.put(start)
 
     keys = [key for key in args.keys if key in "0123456789*#"]
-    pending_marks = set()
+    played_marks = set()
     prompts = listening = 0
     ended = None
     stream = call(requests(), timeout=args.timeout)
@@ -301,10 +302,13 @@ def converse(args, channel):
         for down in stream:
             kind = down.WhichOneof("msg")
             if kind == "audio":
-                pending_marks.add(down.audio.mark)
+                if down.audio.mark not in played_marks:
+                    played_marks.add(down.audio.mark)
+                    played = up_class()
+                    played.playout.mark = down.audio.mark
+                    up.put(played)
             elif kind == "clear":
                 print(f"down: clear playout of mark {down.clear.mark}")
-                pending_marks.discard(down.clear.mark)
             elif kind == "transfer":
                 print(f"down: transfer to {down.transfer.target}")
             elif kind == "hangup":
@@ -316,7 +320,6 @@ def converse(args, channel):
                 which = event.WhichOneof("kind")
                 if which == "prompt":
                     prompts += 1
-                    pending_marks.add(event.prompt.mark)
                     print(f"down: prompt {event.prompt.prompt_id or '-'}: {event.prompt.text}")
                 elif which == "heard":
                     heard = event.heard
@@ -327,11 +330,6 @@ def converse(args, channel):
                 elif which == "listening":
                     listening += 1
                     print(f"down: listening in {event.listening.state}")
-                    for mark in sorted(pending_marks):
-                        played = up_class()
-                        played.playout.mark = mark
-                        up.put(played)
-                    pending_marks.clear()
                     if not keys:
                         bye = up_class()
                         bye.hangup.reason = "caller done"
