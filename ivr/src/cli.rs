@@ -7,6 +7,8 @@
 //! - `ivr say "TEXT" [--lang en|mn] [--voice NAME] [--rate normal|slow|slower] -o OUT.wav [--play]`
 //! - `ivr models fetch NAME | list | import DIR --name N`
 //! - `ivr chat [--lang en|mn] [--caller NUMBER] [--data DIR]` — the conversation as text and keys.
+//! - `ivr call grpc://HOST:PORT --script FILE [--record OUT.wav] [--transcript] [--rate 8000|16000]
+//!   [--timeout SECONDS] [--no-asr-check]` — a robot caller runs a script against the assistant.
 //! - `ivr flow check [FILE] [--grammars DIR]` — checks a flow; lists every problem by file and line.
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
@@ -83,6 +85,8 @@ enum Command {
     },
     /// Talk to the hotline in a terminal: the real dialog engine, directory and registry.
     Chat(crate::chat::ChatArgs),
+    /// Call the assistant as a robot caller following a script; prints the call's timeline.
+    Call(crate::robot::CallArgs),
     /// Check a flow file (and its prompts and grammars); lists every problem.
     Flow {
         #[command(subcommand)]
@@ -317,6 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stdin = std::io::stdin();
             crate::chat::run(&data, &args, stdin.lock(), &mut std::io::stdout().lock())
         }
+        Command::Call(args) => crate::robot::call(&store, &data, &args),
         Command::Models { command } => models(&store, command),
         Command::Flow {
             command: FlowCommand::Check { file, grammars },

@@ -9,3 +9,4 @@ pub mod bench_dialogs;
 pub mod bench_grammars;
 pub mod chat;
 pub mod cli;
+pub mod robot;
