@@ -8,6 +8,8 @@
 //! - `ivr models fetch NAME | list | import DIR --name N`
 //! - `ivr chat [--lang en|mn] [--caller NUMBER] [--data DIR]` — the conversation as text and keys.
 //! - `ivr serve [--listen ADDR] [--http ADDR]` — the assistant over gRPC, metrics over HTTP.
+//! - `ivr call grpc://HOST:PORT --script FILE [--record OUT.wav] [--transcript] [--rate 8000|16000]
+//!   [--timeout SECONDS] [--no-asr-check]` — a robot caller runs a script against the assistant.
 //! - `ivr flow check [FILE] [--grammars DIR]` — checks a flow; lists every problem by file and line.
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
@@ -88,6 +90,8 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Run the assistant alone (the same as serve until the SIP gateway joins serve).
     Assistant(crate::serve::ServeArgs),
+    /// Call the assistant as a robot caller following a script; prints the call's timeline.
+    Call(crate::robot::CallArgs),
     /// Check a flow file (and its prompts and grammars); lists every problem.
     Flow {
         #[command(subcommand)]
@@ -323,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stdin = std::io::stdin();
             crate::chat::run(&data, &args, stdin.lock(), &mut std::io::stdout().lock())
         }
+        Command::Call(args) => crate::robot::call(&store, &data, &args),
         Command::Models { command } => models(&store, command),
         Command::Flow {
             command: FlowCommand::Check { file, grammars },

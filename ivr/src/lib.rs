@@ -4,6 +4,7 @@
 //! - [`services`]: `CaseService`, `DirectoryService`, gRPC health and reflection.
 //! - [`serve`]: `ivr serve`: the gRPC and HTTP servers with embedded defaults.
 //! - [`chat`]: `ivr chat`: the dialog engine in a terminal.
+//! - [`robot`]: `ivr call`: a robot caller that runs a script against the assistant.
 //! - [`cli`]: the command line; `bench*`: the measuring commands.
 //!
 //! `main.rs` only parses arguments and calls into here. The SIP/RTP gateway and WebRTC arrive
@@ -15,5 +16,6 @@ pub mod bench_dialogs;
 pub mod bench_grammars;
 pub mod chat;
 pub mod cli;
+pub mod robot;
 pub mod serve;
 pub mod services;
