@@ -1262,8 +1262,14 @@ impl Engine {
                 Kind::Digits { .. } => {
                     return self.spoken_digits(&best.text, best.confidence);
                 }
-                Kind::Directory { .. } if decision != Decision::Accept => {
-                    return self.directory_search(&best.text, best.confidence);
+                Kind::Directory { .. }
+                    if decision != Decision::Accept
+                        || best_match.as_ref().is_some_and(|r| r.match_score < 0.99) =>
+                {
+                    // Words that are not exactly a topic are first a service's name
+                    // ("marriage registration" is not the registration topic).
+                    let fallback = (decision == Decision::Accept && !is_global).then_some(value);
+                    return self.directory_search(&best.text, best.confidence, fallback);
                 }
                 _ => {}
             }
@@ -1722,7 +1728,7 @@ impl Engine {
         self.listen();
     }
 
-    fn directory_search(&mut self, text: &str, confidence: f32) {
+    fn directory_search(&mut self, text: &str, confidence: f32, fallback: Option<String>) {
         let found: Vec<ServiceId> = self
             .directory
             .search(self.call.locale, text)
@@ -1742,6 +1748,10 @@ impl Engine {
             }
         }
         if found.is_empty() {
+            if let Some(value) = fallback {
+                self.note(text, Some(&value), confidence, "accept");
+                return self.directory_choice(&value);
+            }
             self.note(text, None, confidence, "no match");
             self.call.no_match += 1;
             if self.call.no_match > self.flow.settings.max_retries {

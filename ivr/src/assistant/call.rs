@@ -565,7 +565,12 @@ impl Call {
             .listen
             .as_ref()
             .map_or(self.engine.locale(), |l| l.locale);
-        let request = hear::request(&self.shared.flow, self.listen.as_ref(), recording);
+        let request = hear::request(
+            &self.shared.flow,
+            self.listen.as_ref(),
+            recording,
+            audio.duration(),
+        );
         let stt = self.shared.stt.for_lang(lang);
         let tx = self.stt_tx.clone();
         tokio::task::spawn_blocking(move || {

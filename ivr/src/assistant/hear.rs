@@ -31,10 +31,21 @@ pub fn voice_grammars<'a>(flow: &'a Flow, listen: &Listen) -> Vec<&'a Grammar> {
         .collect()
 }
 
-/// The recogniser request for a turn. Menus decode against their phrases (whisper.cpp
-/// grammar sampling) so that a small model still hears "two", "complaint", "operator";
-/// numbers decode as digits; free speech (a search, a name, a complaint) gets hints only.
-pub fn request(flow: &Flow, listen: Option<&Listen>, recording: bool) -> SttRequest {
+/// Utterances longer than this (pads included) are sentences ("I want to make a complaint"):
+/// they are decoded with hints only, because a grammar of menu phrases would force a
+/// sentence into the nearest phrase. Shorter ones are the one or two words a menu expects.
+pub const GRAMMAR_MAX_AUDIO: std::time::Duration = std::time::Duration::from_millis(1800);
+
+/// The recogniser request for a turn of `audio_len`. Short menu answers decode against the
+/// menu's phrases (whisper.cpp grammar sampling) so that a small model still hears "two",
+/// "complaint", "operator"; numbers decode as digits; sentences and free speech (a search, a
+/// name, a complaint) get hints only, and the tolerant grammar matching finds the meaning.
+pub fn request(
+    flow: &Flow,
+    listen: Option<&Listen>,
+    recording: bool,
+    audio_len: std::time::Duration,
+) -> SttRequest {
     let Some(listen) = listen else {
         return SttRequest::default();
     };
@@ -51,7 +62,10 @@ pub fn request(flow: &Flow, listen: Option<&Listen>, recording: bool) -> SttRequ
     }
     let grammars = voice_grammars(flow, listen);
     let hints = grammars::hints(&grammars);
-    let grammar = if listen.free_speech || grammars.iter().any(|g| !g.phrases_complete()) {
+    let grammar = if listen.free_speech
+        || audio_len > GRAMMAR_MAX_AUDIO
+        || grammars.iter().any(|g| !g.phrases_complete())
+    {
         None
     } else {
         let phrases: Vec<&str> = grammars
@@ -122,7 +136,7 @@ mod tests {
             false,
         );
         assert!(r.grammar.is_none());
-        let r = request(&flow, Some(&menu(&["global"], false)), true);
+        let r = request(&flow, Some(&menu(&["global"], false)), true, sentence);
         assert_eq!(r.priority, Priority::Background);
     }
 
