@@ -122,20 +122,20 @@ mod tests {
     #[test]
     fn menus_decode_against_their_phrases_and_free_speech_does_not() {
         let flow = Flow::builtin().expect("flow");
-        let r = request(
-            &flow,
-            Some(&menu(&["main_menu", "global", "emergency"], false)),
-            false,
-        );
+        let main = menu(&["main_menu", "global", "emergency"], false);
+        let short = Duration::from_millis(900);
+        let sentence = Duration::from_millis(2500);
+        let r = request(&flow, Some(&main), false, short);
         assert!(r.grammar.is_some());
         assert!(r.hints.iter().any(|h| h == "operator"));
         assert_eq!(r.priority, Priority::Interactive);
-        let r = request(
-            &flow,
-            Some(&menu(&["info_topics", "global", "emergency"], true)),
-            false,
+        let r = request(&flow, Some(&main), false, sentence);
+        assert!(
+            r.grammar.is_none(),
+            "a sentence is not forced into a menu phrase"
         );
-        assert!(r.grammar.is_none());
+        let info = menu(&["info_topics", "global", "emergency"], true);
+        assert!(request(&flow, Some(&info), false, short).grammar.is_none());
         let r = request(&flow, Some(&menu(&["global"], false)), true, sentence);
         assert_eq!(r.priority, Priority::Background);
     }
