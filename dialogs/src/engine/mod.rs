@@ -393,6 +393,12 @@ impl Engine {
         self.mode == Mode::Recording
     }
 
+    /// Whether `key` would be ignored now: the `#` typed right after a number that was
+    /// already complete. A driver does not let such a key interrupt the answer.
+    pub fn ignores_key(&self, key: char) -> bool {
+        self.call.swallow_hash && key == '#'
+    }
+
     /// What the caller has given so far (slot name → value).
     pub fn slots(&self) -> &BTreeMap<String, String> {
         &self.call.slots
@@ -756,6 +762,9 @@ impl Engine {
 
     fn enter(&mut self, id: StateId) {
         self.disarm();
+        // Prompts of the state being left no longer hold this one up (they may have been
+        // interrupted, and an interrupted prompt is never reported finished).
+        self.call.pending_mark = None;
         let flow = Arc::clone(&self.flow);
         let state = &flow.states[id];
         if state.requires.as_deref() == Some("caller") && self.call.caller.is_none() {
@@ -1184,6 +1193,10 @@ impl Engine {
             return;
         }
         self.disarm();
+        if !matches!(self.mode, Mode::Saying(_)) {
+            // Speech over a prompt that listens interrupts it.
+            self.call.pending_mark = None;
+        }
         if self.is_emergency(&best.text, best.confidence) {
             self.note(&best.text, Some("emergency"), best.confidence, "emergency");
             return self.emergency();
@@ -1414,6 +1427,10 @@ impl Engine {
         }
         if std::mem::take(&mut self.call.swallow_hash) && key == '#' {
             return;
+        }
+        if !matches!(self.mode, Mode::Saying(_) | Mode::BeforeAction) {
+            // A key over a prompt that listens interrupts it: it will not be reported heard.
+            self.call.pending_mark = None;
         }
         match self.mode.clone() {
             Mode::Saying(_) => {

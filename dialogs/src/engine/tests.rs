@@ -715,6 +715,37 @@ fn a_wrong_number_and_its_hash_count_once() {
 }
 
 #[test]
+fn an_interrupted_prompt_does_not_hold_up_the_next_state() {
+    let mut call = Call {
+        engine: Engine::new(flow(), directory()),
+        now: origin(),
+        timer: None,
+        hold_playback: true,
+        log: Vec::new(),
+    };
+    call.send(Input::CallStarted {
+        caller: None,
+        locale: Some(Lang::En),
+        profile: None,
+        session: None,
+        wall: OPEN,
+    });
+    // The greeting was never reported heard: the caller pressed 0 while it played. The
+    // operator state has no prompt of its own and must still act.
+    let out = call.send(Input::Keyed('0'));
+    assert_eq!(prompts(&out), ["OPER"]);
+    let mark = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Play(p) => Some(p.mark),
+            _ => None,
+        })
+        .expect("OPER is said");
+    let out = call.send(Input::PlaybackFinished(mark));
+    assert!(transfer(&out).is_some());
+}
+
+#[test]
 fn inputs_after_the_end_change_nothing() {
     let mut call = at_main_menu(None, OPEN);
     call.send(Input::Hangup);

@@ -380,8 +380,12 @@ impl Call {
                 return self.drain_ear().await;
             }
         }
-        // Keys interrupt a prompt that may be interrupted.
-        if self.playing.iter().all(|(_, b)| *b) && !self.playing.is_empty() {
+        // Keys interrupt a prompt that may be interrupted (not the `#` after a complete
+        // number, which the engine ignores).
+        if !self.engine.ignores_key(key)
+            && self.playing.iter().all(|(_, b)| *b)
+            && !self.playing.is_empty()
+        {
             self.barge_in().await?;
         }
         self.discard_turn();

@@ -399,7 +399,15 @@ pub fn call(store: &ModelStore, data: &Path, args: &CallArgs) -> anyhow::Result<
     let locale: Option<Locale> = args.lang.as_deref().map(str::parse).transpose()?;
     let rate = SampleRate::new(args.rate)?;
     let script = Script::load(&args.script)?;
-    let speaker = crate::cli::speaker(data, caller_voices())?;
+    // The render cache is a convenience here: robots running side by side (tests, `bench
+    // calls` in separate processes) share a data directory, and sled allows one opener.
+    let speaker = match crate::cli::speaker(data, caller_voices()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(error = %format!("{e:#}"), "speaking without the render cache");
+            speech::tts::Speaker::new(caller_voices())
+        }
+    };
     let prepared = prepare(&script, rate, locale.unwrap_or(Locale::En), &speaker)?;
     let transcriber: Option<Arc<dyn Transcriber>> =
         if args.no_asr_check || locale == Some(Locale::Mn) {
