@@ -55,6 +55,7 @@ fn start_server() -> Server {
         }
     };
     // Keep draining stdout so the server never blocks on a full pipe.
+    #[allow(clippy::disallowed_methods)] // a test owns its helper thread
     std::thread::spawn(move || for _ in lines {});
     Server {
         child,
