@@ -171,7 +171,13 @@ fn service_information_by_voice_then_a_person() {
              expect {OPERATOR}\n"
         ),
     );
-    call(&server, &s, &["--no-asr-check", "--timeout", "40"]);
+    let out = call(&server, &s, &["--no-asr-check", "--timeout", "40"]);
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    // The caller spoke over the main menu and over the topics: both prompts were cut.
+    assert!(
+        timeline.matches("barge-in").count() >= 2,
+        "no barge-in in the timeline:\n{timeline}"
+    );
 }
 
 #[test]
