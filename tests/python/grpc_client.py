@@ -12,8 +12,13 @@ Modes:
               (found, NOT_FOUND, INVALID_ARGUMENT on a wrong check digit), ListCases,
               UpdateStatus and Answer. Needs --case, a case in status RECEIVED, which the
               run forwards and answers.
-  --converse  act as a media gateway: open MediaGateway.Converse, send CallStart, then one
-              DTMF key each time the assistant listens, and print what comes down.
+  --converse  act as a media gateway: check that reflection lists MediaGateway, open
+              MediaGateway.Converse, send CallStart, then key the next group of --keys
+              each time the assistant listens, and print what comes down. Groups are
+              separated by spaces ("3 1234567894#": 3 in the menu, then the whole number);
+              without spaces each key is its own group ("21#"). The call ends when the
+              assistant hangs up or transfers, or when it listens and no keys are left
+              (the caller hangs up).
 
 Each check prints one "ok:" line; a failed check prints "FAIL:" and the run goes on. The exit
 status is 0 when every check passed, 1 when one failed, 2 on bad usage or a lost connection.
@@ -264,16 +269,29 @@ def check_services(args, channel):
     return checks
 
 
+def key_groups(keys):
+    """The key groups of --keys: space-separated groups, or one group per key without spaces.
+
+    Characters that are not keypad keys are dropped; groups left empty are skipped.
+    """
+    groups = keys.split() if any(c.isspace() for c in keys.strip()) else list(keys)
+    groups = ["".join(k for k in group if k in "0123456789*#") for group in groups]
+    return [group for group in groups if group]
+
+
 def converse(args, channel):
-    """Plays a call through MediaGateway.Converse: CallStart, then one key per listening turn.
+    """Plays a call through MediaGateway.Converse: CallStart, then one key group per turn.
 
     Acts as a gateway that plays audio instantly: a mark is reported played out (PlayoutMark) as
-    soon as its audio arrives. When the assistant starts listening the next key is sent (keys
-    may interrupt the prompt, as on a phone). After the last key the call is hung up. Prints
-    every event that comes down.
+    soon as its audio arrives. When the assistant starts listening the next group of keys is
+    sent (keys may interrupt the prompt, as on a phone). After the last group the call is hung
+    up. Prints the services reflection lists and every event that comes down.
     """
     checks = Checks()
     reflected = Reflected(channel)
+    names = reflected.services()
+    print(f"services: {' '.join(sorted(names))}")
+    checks.check(MEDIA_GATEWAY in names, f"reflection lists {MEDIA_GATEWAY}", names)
     up_class, call = reflected.method(MEDIA_GATEWAY, "Converse")
     up = queue.Queue()
 
@@ -293,7 +311,7 @@ def converse(args, channel):
     start.start.channel = reflected.enum_value("ivr.v1.Channel", "CHANNEL_OTHER")
     up.put(start)
 
-    keys = [key for key in args.keys if key in "0123456789*#"]
+    keys = key_groups(args.keys)
     played_marks = set()
     prompts = listening = 0
     ended = None
@@ -311,6 +329,7 @@ def converse(args, channel):
                 print(f"down: clear playout of mark {down.clear.mark}")
             elif kind == "transfer":
                 print(f"down: transfer to {down.transfer.target}")
+                ended = "transferred"
             elif kind == "hangup":
                 print(f"down: hangup ({down.hangup.reason})")
                 ended = "assistant hung up"
@@ -336,12 +355,13 @@ def converse(args, channel):
                         up.put(bye)
                         ended = "caller hung up"
                         break
-                    key = keys.pop(0)
-                    dtmf = up_class()
-                    dtmf.dtmf.key = key
-                    dtmf.dtmf.duration_ms = 100
-                    up.put(dtmf)
-                    print(f"up: key {key}")
+                    group = keys.pop(0)
+                    for key in group:
+                        dtmf = up_class()
+                        dtmf.dtmf.key = key
+                        dtmf.dtmf.duration_ms = 100
+                        up.put(dtmf)
+                    print(f"up: keys {group}")
     finally:
         up.put(None)
         stream.cancel()
@@ -360,7 +380,12 @@ def main():
     parser.add_argument("--agency", default="GASR", help="the agency to forward to")
     parser.add_argument("--answer", default="Your request was handled.", help="answer text")
     parser.add_argument("--converse", action="store_true", help="play a call instead")
-    parser.add_argument("--keys", default="", help="DTMF keys for --converse, e.g. 21#")
+    parser.add_argument(
+        "--keys",
+        default="",
+        help="DTMF keys for --converse, one group per listening turn: '3 1234567894#', "
+        "or one key per turn without spaces: '21#'",
+    )
     parser.add_argument("--call-id", default="grpc-client-1")
     parser.add_argument("--caller", default="")
     parser.add_argument("--called", default="1111")
