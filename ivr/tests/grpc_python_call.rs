@@ -109,14 +109,17 @@ fn python_gateway_keys_a_status_query_and_hears_the_number_is_unknown() {
 
     let said = prompts(&stdout);
     assert_eq!(said.first(), Some(&"GREET"), "{stdout}");
-    let order = ["MAIN", "STAT_ASK", "STAT_NOTFOUND"];
-    let positions: Vec<Option<usize>> = order
-        .iter()
-        .map(|id| said.iter().position(|s| s == id))
-        .collect();
+    // The client keys as soon as the assistant listens, so the menus' prompts may be cut
+    // before they are sent; the states it listened in show the path.
+    let order = [
+        "down: listening in main",
+        "down: listening in stat_ask",
+        "down: listening in stat_notfound",
+    ];
+    let positions: Vec<Option<usize>> = order.iter().map(|l| stdout.find(l)).collect();
     assert!(
         positions.iter().all(Option::is_some) && positions.is_sorted(),
-        "expected {order:?} in that order, the assistant said {said:?}:\n{stdout}"
+        "expected {order:?} in that order:\n{stdout}"
     );
     assert!(
         stdout.contains("down: prompt STAT_NOTFOUND: Sorry, we could not find that number."),

@@ -313,6 +313,8 @@ def converse(args, channel):
 
     keys = key_groups(args.keys)
     played_marks = set()
+    finishing = False
+    hangup_timer = None
     prompts = listening = 0
     ended = None
     stream = call(requests(), timeout=args.timeout)
@@ -340,6 +342,14 @@ def converse(args, channel):
                 if which == "prompt":
                     prompts += 1
                     print(f"down: prompt {event.prompt.prompt_id or '-'}: {event.prompt.text}")
+                    if finishing and hangup_timer is None:
+                        # The answer to the last keys has begun: take in what follows it
+                        # (its audio, a transfer) for a moment, then hang up.
+                        bye = up_class()
+                        bye.hangup.reason = "caller done"
+                        hangup_timer = threading.Timer(1.5, up.put, args=(bye,))
+                        hangup_timer.start()
+                        ended = "caller hung up"
                 elif which == "heard":
                     heard = event.heard
                     print(
@@ -350,11 +360,9 @@ def converse(args, channel):
                     listening += 1
                     print(f"down: listening in {event.listening.state}")
                     if not keys:
-                        bye = up_class()
-                        bye.hangup.reason = "caller done"
-                        up.put(bye)
-                        ended = "caller hung up"
-                        break
+                        # No more keys: wait for what the assistant says to the last ones.
+                        finishing = True
+                        continue
                     group = keys.pop(0)
                     for key in group:
                         dtmf = up_class()
