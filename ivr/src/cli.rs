@@ -14,6 +14,8 @@
 //! - `ivr bench stt` — the speech-to-text speed and accuracy table.
 //! - `ivr bench grammars [--grammars DIR]` — grammar, keypad and directory timings.
 //! - `ivr bench dialogs [--iterations N]` — dialog engine step and whole-call timings.
+//! - `ivr bench calls [--concurrent N] [--rounds R] [--target grpc://HOST:PORT] [--script FILE]`
+//!   — robot callers at once against the assistant: turn latencies and CPU.
 //!
 //! Settings are read here, once: flags, then `IVR_*` environment variables, then defaults.
 //! Nothing below this module reads the environment.
@@ -35,7 +37,7 @@ use speech::stt::{
 use speech::tts::{Speaker, SpeechRate, VoiceChoice, VoiceConfig};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
-use crate::{bench, bench_dialogs, bench_grammars};
+use crate::{bench, bench_calls, bench_dialogs, bench_grammars};
 
 /// The greeting the demo speaks (the hotline's first prompt, English).
 pub const GREETING_EN: &str = "Hello. Thank you for calling the Government 11-11 Centre. \
@@ -245,6 +247,8 @@ enum BenchCommand {
     Grammars(bench_grammars::GrammarBenchArgs),
     /// The dialog engine: flow loading, one step per typical input, a whole scripted call.
     Dialogs(bench_dialogs::DialogBenchArgs),
+    /// Robot callers at once against the assistant: turn latencies and CPU use.
+    Calls(bench_calls::CallBenchArgs),
 }
 
 /// Runs the command line.
@@ -336,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Stt(args) => bench::stt(&store, &data, args),
             BenchCommand::Grammars(args) => bench_grammars::grammars(args),
             BenchCommand::Dialogs(args) => bench_dialogs::dialogs(args),
+            BenchCommand::Calls(args) => bench_calls::calls(&store, &args),
         },
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod assistant;
 pub mod bench;
+pub mod bench_calls;
 pub mod bench_dialogs;
 pub mod bench_grammars;
 pub mod chat;
