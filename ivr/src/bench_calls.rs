@@ -33,7 +33,7 @@
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,7 @@ use speech::models::ModelStore;
 use speech::tts::Speaker;
 use speech::{Locale, SampleRate};
 
+use crate::bench_dialogs::TempDir;
 use crate::robot::{self, CallOptions, PreparedScript, Script, Target, TurnLatency};
 use crate::serve::ServeArgs;
 
@@ -540,37 +541,6 @@ impl BenchResult {
             }
         }
         out
-    }
-}
-
-/// A directory under the system's temporary directory, removed when dropped.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> anyhow::Result<TempDir> {
-        let base = std::env::temp_dir();
-        for attempt in 0..100u32 {
-            let path = base.join(format!("{prefix}-{}-{attempt}", std::process::id()));
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-            }
-        }
-        bail!("no free temporary directory name under {}", base.display())
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove the bench's data");
-        }
     }
 }
 

@@ -901,11 +901,13 @@ struct CallRun {
     last_state: String,
 }
 
-/// A directory under the system's temporary directory, removed when dropped.
-struct TempDir(PathBuf);
+/// A directory under the system's temporary directory, removed when dropped (the benches'
+/// scratch data).
+#[derive(Debug)]
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+    pub(crate) fn new(prefix: &str) -> anyhow::Result<TempDir> {
         let base = std::env::temp_dir();
         for attempt in 0..100u32 {
             let path = base.join(format!("{prefix}-{}-{attempt}", std::process::id()));
@@ -918,7 +920,7 @@ impl TempDir {
         bail!("no free temporary directory name under {}", base.display())
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
