@@ -98,47 +98,16 @@ impl Template {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => parts.push(Part::Text(t.clone())),
-                Piece::Var(name) => parts.push(vars.get(name)?.to_part()),
+                Piece::Var(name) => parts.push(vars.get(name)?.clone()),
             }
         }
         Some(parts)
     }
 }
 
-/// A value filled into a placeholder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    /// Words, spoken as written.
-    Text(String),
-    /// A code read digit by digit in groups (a case number 3-3-4, a phone number 4-4).
-    Digits {
-        /// The digits.
-        digits: String,
-        /// Group lengths, summing to the number of digits.
-        groups: Vec<usize>,
-    },
-    /// A calendar date.
-    Date(Date),
-    /// A number read as a number ("thirty").
-    Number(i64),
-    /// A keypad key in a "press N" phrase (Mongolian uses the accusative form).
-    Key(char),
-}
-
-impl Value {
-    fn to_part(&self) -> Part {
-        match self {
-            Value::Text(t) => Part::Text(t.clone()),
-            Value::Digits { digits, groups } => Part::Digits {
-                digits: digits.clone(),
-                groups: groups.clone(),
-            },
-            Value::Date(d) => Part::Date(*d),
-            Value::Number(n) => Part::Number(*n),
-            Value::Key(k) => Part::Key(*k),
-        }
-    }
-}
+/// A value filled into a placeholder: the same pieces a prompt is spoken in (words, a code in
+/// groups, a date, a number, a key).
+pub type Value = Part;
 
 /// Values of placeholders by name.
 pub type Vars = BTreeMap<String, Value>;
