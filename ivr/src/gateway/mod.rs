@@ -1,0 +1,1 @@
+//! The phone gateway's tokio drivers (in progress).
