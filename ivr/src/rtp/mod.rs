@@ -40,7 +40,7 @@ pub const FRAME: Duration = Duration::from_millis(20);
 pub const FRAME_SAMPLES: usize = 160;
 
 /// A synchronization source identifier (RFC 3550 §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ssrc(pub u32);
 
 impl fmt::Display for Ssrc {
