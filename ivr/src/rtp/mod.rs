@@ -75,7 +75,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Truncated { what, needed, len } => {
-                write!(f, "truncated {what}: needs {needed} octets, packet has {len}")
+                write!(
+                    f,
+                    "truncated {what}: needs {needed} octets, packet has {len}"
+                )
             }
             Error::Version(v) => write!(f, "RTP version {v}, expected 2"),
             Error::Malformed(what) => write!(f, "malformed packet: {what}"),

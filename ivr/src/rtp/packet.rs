@@ -166,7 +166,9 @@ mod tests {
     use super::*;
 
     fn wire(first: u8, second: u8, rest: &[u8]) -> Vec<u8> {
-        let mut v = vec![first, second, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xDE, 0xAD, 0xBE, 0xEF];
+        let mut v = vec![
+            first, second, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xDE, 0xAD, 0xBE, 0xEF,
+        ];
         v.extend_from_slice(rest);
         v
     }
@@ -250,7 +252,11 @@ mod tests {
 
     #[test]
     fn every_prefix_of_a_packet_parses_or_errs() {
-        let bytes = wire(0xB1, 0x80, &[0xBE, 0xDE, 0, 1, 1, 2, 3, 4, 0, 0, 0, 1, 9, 2]);
+        let bytes = wire(
+            0xB1,
+            0x80,
+            &[0xBE, 0xDE, 0, 1, 1, 2, 3, 4, 0, 0, 0, 1, 9, 2],
+        );
         for len in 0..=bytes.len() {
             let _ = RtpPacket::parse(&bytes[..len]);
         }

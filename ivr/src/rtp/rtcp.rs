@@ -278,9 +278,9 @@ fn parse_one(count: u8, pt: u8, body: &[u8]) -> Result<RtcpPacket, Error> {
             let reason = match body.get(end) {
                 None => None,
                 Some(&n) => {
-                    let text = body
-                        .get(end + 1..end + 1 + usize::from(n))
-                        .ok_or_else(|| truncated("BYE reason", end + 1 + usize::from(n), body.len()))?;
+                    let text = body.get(end + 1..end + 1 + usize::from(n)).ok_or_else(|| {
+                        truncated("BYE reason", end + 1 + usize::from(n), body.len())
+                    })?;
                     Some(String::from_utf8_lossy(text).into_owned())
                 }
             };
@@ -329,9 +329,11 @@ fn parse_sdes(body: &[u8], count: usize) -> Result<RtcpPacket, Error> {
                 None => return Err(truncated("SDES items", pos + 1, body.len())),
                 Some(0) => break,
                 Some(&kind) => {
-                    let n = usize::from(*body.get(pos + 1).ok_or_else(|| {
-                        truncated("SDES item", pos + 2, body.len())
-                    })?);
+                    let n = usize::from(
+                        *body
+                            .get(pos + 1)
+                            .ok_or_else(|| truncated("SDES item", pos + 2, body.len()))?,
+                    );
                     let text = body
                         .get(pos + 2..pos + 2 + n)
                         .ok_or_else(|| truncated("SDES item", pos + 2 + n, body.len()))?;
@@ -527,6 +529,9 @@ mod tests {
         let t = NtpTime::from_system_time(UNIX_EPOCH + Duration::from_millis(1500));
         assert_eq!(t.0 >> 32, 2_208_988_801);
         assert_eq!(t.0 & 0xFFFF_FFFF, 1 << 31);
-        assert_eq!(t.compact(), ((2_208_988_801u64 & 0xFFFF) << 16 | 0x8000) as u32);
+        assert_eq!(
+            t.compact(),
+            ((2_208_988_801u64 & 0xFFFF) << 16 | 0x8000) as u32
+        );
     }
 }
