@@ -32,7 +32,7 @@
 //!
 //! RFC 3261 §8.2 (request checks: 405, 501, 416, 483, 420, 415, 482), §12 (dialogs: route
 //! set, remote target, CSeq; 481 and 500), §13 (INVITE both ways, ACK for 2xx, 2xx
-//! retransmissions re-ACKed, forked 2xx ACKed and ended with BYE), §14 (re-INVITE; 500 with
+//! retransmissions re-ACKed by the transaction layer, forked 2xx ACKed and ended with BYE), §14 (re-INVITE; 500 with
 //! Retry-After while one is pending, 491 while our INVITE is), §15 (BYE, also on early
 //! dialogs), §9 (CANCEL both ways; CANCEL only after a provisional response, given up 64·T1
 //! later), §11 (OPTIONS); RFC 3515 REFER with its implicit subscription (NOTIFY with
@@ -120,6 +120,7 @@ pub enum EndReason {
 /// What the driver learns from the user agent.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // one Incoming per call: boxing would buy nothing
 pub enum UaEvent {
     /// A new INVITE passed every check; answer it with [`Ua::ring`], [`Ua::answer`] or
     /// [`Ua::reject`].
@@ -603,8 +604,6 @@ struct Call {
     reoffer: Option<Reoffer>,
     /// Our 2xx to a re-INVITE, waiting for its ACK: (transaction, CSeq).
     reoffer_ack: Option<(ServerTxId, u32)>,
-    /// Our ACK for the 2xx to our INVITE, sent again for each retransmitted 2xx.
-    ack: Option<Request>,
     transfer: Transfer,
     /// When to give up on the call (only after a CANCEL, see `handle_timeout`).
     deadline: Option<Instant>,
@@ -618,7 +617,6 @@ impl Call {
             ended: false,
             reoffer: None,
             reoffer_ack: None,
-            ack: None,
             transfer: Transfer::Idle,
             deadline: None,
         }
@@ -1323,11 +1321,8 @@ impl Ua {
             .map(|cseq| cseq.seq)
             .unwrap_or(c.dialog.local_seq);
         if !matches!(c.phase, Phase::Calling { .. }) {
-            if c.dialog.remote.tag() == to.tag() {
-                if let Some(ack) = c.ack.clone() {
-                    self.tx.send_ack(ack, c.dialog.peer, c.dialog.transport);
-                }
-            } else {
+            // The same 2xx again is re-ACKed by the transaction layer; another fork's is ours.
+            if c.dialog.remote.tag() != to.tag() {
                 self.end_fork(now, response, call, c);
             }
             return;
@@ -1344,9 +1339,7 @@ impl Ua {
         routes.reverse();
         c.dialog.route_set = routes;
         let ack = self.build_request(&c.dialog, Method::Ack, seq);
-        self.tx
-            .send_ack(ack.clone(), c.dialog.peer, c.dialog.transport);
-        c.ack = Some(ack);
+        self.tx.send_ack(ack, c.dialog.peer, c.dialog.transport);
         c.phase = Phase::Confirmed;
         if c.ended {
             // Hung up (CANCEL sent) but answered anyway: end it with BYE (RFC 3261 15).

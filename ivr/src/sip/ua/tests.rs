@@ -251,7 +251,7 @@ fn answer_to(request: &Request, status: u16, to_tag: &str, extra: &str, body: &s
             .to_owned()
     };
     let to = request.to().expect("To");
-    let to = if to.tag().is_some() {
+    let to = if to.tag().is_some() || to_tag.is_empty() {
         h("To")
     } else {
         format!("{};tag={to_tag}", h("To"))
@@ -302,6 +302,11 @@ fn incoming_call_rings_is_answered_and_ends_with_the_callers_bye() {
     assert_eq!(from.uri.user.as_deref(), Some("99112233"));
     assert_eq!(offer.as_deref(), Some(OFFER.as_bytes()));
     assert_eq!(*source, peer());
+    assert!(
+        sim.sent().is_empty(),
+        "100 Trying only if the driver takes more than 200 ms"
+    );
+    sim.advance(Duration::from_millis(250));
     assert_eq!(
         sim.responses().iter().map(|r| r.status).collect::<Vec<_>>(),
         vec![100]
@@ -1057,6 +1062,26 @@ fn call_out(sim: &mut Sim) -> (CallRef, Request) {
     (call, invite)
 }
 
+/// A request from the callee of our INVITE, in its dialog (their tag: `callee`).
+fn from_callee(invite: &Request, method: &str, cseq: u32, extra: &str, body: &str) -> String {
+    let to = invite.headers.get("To").expect("To");
+    let from = invite.headers.get("From").expect("From");
+    let call_id = invite.call_id().expect("Call-ID");
+    wire(
+        &format!(
+            "{method} sip:hotline@192.0.2.10:5060 SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.7:5080;branch=z9hG4bKcallee{method}{cseq}
+Max-Forwards: 70
+From: {to};tag=callee
+To: {from}
+Call-ID: {call_id}
+CSeq: {cseq} {method}
+{extra}"
+        ),
+        body,
+    )
+}
+
 const CALLEE_2XX: &str = "Contact: <sip:99112233@192.0.2.7:5080>
 Record-Route: <sip:proxy1.example;lr>, <sip:proxy2.example;lr>
 Content-Type: application/sdp";
@@ -1113,21 +1138,7 @@ fn outbound_call_rings_is_answered_acked_and_ended_by_the_callee() {
     assert!(sim.events().is_empty());
 
     // The callee hangs up.
-    let bye = wire(
-        &format!(
-            "BYE sip:hotline@192.0.2.10:5060 SIP/2.0
-Via: SIP/2.0/UDP 192.0.2.7:5080;branch=z9hG4bKcalleebye
-Max-Forwards: 70
-From: {to}
-To: {from}
-Call-ID: {call_id}
-CSeq: 1 BYE",
-            to = format!("{};tag=callee", invite.headers.get("To").expect("To")),
-            from = invite.headers.get("From").expect("From"),
-            call_id = invite.call_id().expect("Call-ID"),
-        ),
-        "",
-    );
+    let bye = from_callee(&invite, "BYE", 1, "", "");
     sim.deliver(&bye);
     assert_eq!(sim.statuses(), vec![200]);
     assert_eq!(
@@ -1230,23 +1241,8 @@ fn reinvite_from_the_callee_of_an_outbound_call_is_a_reoffer() {
     sim.deliver(&answer_to(&invite, 200, "callee", CALLEE_2XX, ANSWER));
     sim.events();
     sim.sent();
-    let reinvite = wire(
-        &format!(
-            "INVITE sip:hotline@192.0.2.10:5060 SIP/2.0
-Via: SIP/2.0/UDP 192.0.2.7:5080;branch=z9hG4bKcalleere
-Max-Forwards: 70
-From: {to};tag=callee
-To: {from}
-Call-ID: {call_id}
-CSeq: 7 INVITE
-Contact: <sip:99112233@192.0.2.7:5080>
-Content-Type: application/sdp",
-            to = invite.headers.get("To").expect("To"),
-            from = invite.headers.get("From").expect("From"),
-            call_id = invite.call_id().expect("Call-ID"),
-        ),
-        OFFER,
-    );
+    let extra = "Contact: <sip:99112233@192.0.2.7:5080>\nContent-Type: application/sdp";
+    let reinvite = from_callee(&invite, "INVITE", 7, extra, OFFER);
     sim.deliver(&reinvite);
     assert_eq!(
         sim.events(),
@@ -1270,4 +1266,16 @@ fn outbound_call_without_any_response_times_out() {
         }]
     );
     assert_eq!(sim.ua.calls(), 0);
+}
+
+#[test]
+fn reinvite_in_the_early_dialog_of_our_invite_gets_491() {
+    let mut sim = Sim::new();
+    let (call, invite) = call_out(&mut sim);
+    sim.deliver(&answer_to(&invite, 180, "callee", "", ""));
+    assert_eq!(sim.events(), vec![UaEvent::Progress { call, status: 180 }]);
+    let extra = "Contact: <sip:99112233@192.0.2.7:5080>\nContent-Type: application/sdp";
+    sim.deliver(&from_callee(&invite, "INVITE", 3, extra, OFFER));
+    assert_eq!(sim.statuses(), vec![491]);
+    assert!(sim.events().is_empty());
 }
