@@ -259,19 +259,7 @@ impl Ua {
 
     /// Sends 180 Ringing for an incoming call.
     pub fn ring(&mut self, now: Instant, call: CallRef) -> Result<(), UaError> {
-        let c = self.live(call)?;
-        let Phase::Offered { tx, invite } = &c.phase else {
-            return Err(UaError::WrongState {
-                call,
-                action: "ring",
-            });
-        };
-        let (tx, invite, tag, transport) = (
-            *tx,
-            invite.clone(),
-            c.dialog.local_tag.clone(),
-            c.dialog.transport,
-        );
+        let (tx, invite, tag, transport) = self.offered(call, "ring")?;
         let mut response = self.response(&invite, 180, Some(&tag), &[]);
         response.headers.push("Contact", self.contact(transport));
         self.tx.respond(now, tx, response);
@@ -282,19 +270,7 @@ impl Ua {
     /// Answers an incoming call with 200 OK carrying `sdp` (our answer, or our offer when the
     /// INVITE had none). [`UaEvent::Established`] follows once the ACK arrives.
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Vec<u8>) -> Result<(), UaError> {
-        let c = self.live(call)?;
-        let Phase::Offered { tx, invite } = &c.phase else {
-            return Err(UaError::WrongState {
-                call,
-                action: "answer",
-            });
-        };
-        let (tx, invite, tag, transport) = (
-            *tx,
-            invite.clone(),
-            c.dialog.local_tag.clone(),
-            c.dialog.transport,
-        );
+        let (tx, invite, tag, transport) = self.offered(call, "answer")?;
         let seq = invite.cseq().map(|cseq| cseq.seq).unwrap_or_default();
         let response = self.answer_response(&invite, &tag, transport, sdp);
         self.tx.respond(now, tx, response);
@@ -317,14 +293,7 @@ impl Ua {
         if !(300..=699).contains(&status) {
             return Err(UaError::BadStatus(status));
         }
-        let c = self.live(call)?;
-        let Phase::Offered { tx, invite } = &c.phase else {
-            return Err(UaError::WrongState {
-                call,
-                action: "reject",
-            });
-        };
-        let (tx, invite, tag) = (*tx, invite.clone(), c.dialog.local_tag.clone());
+        let (tx, invite, tag, _) = self.offered(call, "reject")?;
         let response = self.response(&invite, status, Some(&tag), headers);
         self.tx.respond(now, tx, response);
         self.end(call, EndReason::Failed(status));
@@ -703,6 +672,25 @@ impl Ua {
                 TxEvent::Timeout { id } => self.handle_client_timeout(now, id),
                 TxEvent::NoAck { id } => self.handle_no_ack(now, id),
             }
+        }
+    }
+
+    /// The unanswered INVITE of a live incoming call: its transaction, the request, our tag
+    /// and the transport.
+    fn offered(
+        &self,
+        call: CallRef,
+        action: &'static str,
+    ) -> Result<(ServerTxId, Request, String, Transport), UaError> {
+        let c = self.live(call)?;
+        match &c.phase {
+            Phase::Offered { tx, invite } => Ok((
+                *tx,
+                invite.clone(),
+                c.dialog.local_tag.clone(),
+                c.dialog.transport,
+            )),
+            _ => Err(UaError::WrongState { call, action }),
         }
     }
 
