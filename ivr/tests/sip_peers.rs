@@ -296,8 +296,7 @@ impl SippRun {
 fn final_count(screen: &str, counter: &str) -> Option<u64> {
     let line = screen
         .lines()
-        .filter(|l| l.trim_start().starts_with(counter))
-        .last()?;
+        .rfind(|l| l.trim_start().starts_with(counter))?;
     line.split('|').nth(2)?.trim().parse().ok()
 }
 
