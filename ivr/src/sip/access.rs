@@ -81,24 +81,18 @@ impl FromStr for IpNet {
         let (addr, prefix) = match s.trim().split_once('/') {
             Some((addr, prefix)) => {
                 let digits = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit());
-                (
-                    addr,
-                    Some(prefix)
-                        .filter(|_| digits)
-                        .ok_or_else(err)?
-                        .parse()
-                        .map_err(|_| err())?,
-                )
+                let prefix: u8 = if digits {
+                    prefix.parse().map_err(|_| err())?
+                } else {
+                    return Err(err());
+                };
+                (addr, Some(prefix))
             }
-            None => (s.trim(), u8::MAX),
+            None => (s.trim(), None),
         };
         let addr: IpAddr = addr.parse().map_err(|_| err())?;
-        let prefix = match (prefix, addr) {
-            (u8::MAX, IpAddr::V4(_)) => 32,
-            (u8::MAX, IpAddr::V6(_)) => 128,
-            (p, _) => p,
-        };
-        IpNet::new(addr, prefix).map_err(|_| err())
+        let host = if addr.is_ipv4() { 32 } else { 128 };
+        IpNet::new(addr, prefix.unwrap_or(host)).map_err(|_| err())
     }
 }
 
