@@ -525,6 +525,32 @@ mod tests {
     }
 
     #[test]
+    fn random_datagrams_parse_or_err_and_what_parses_rewrites() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let mut wire: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(first) = wire.first_mut() {
+                *first = 0x80 | (*first & 0x3F); // mostly version 2, to get past the first check
+            }
+            if let Ok(packets) = parse_compound(&wire) {
+                let mut out = Vec::new();
+                write_compound(&packets, &mut out);
+                if !out.is_empty() {
+                    assert!(parse_compound(&out).is_ok(), "{wire:02x?}");
+                }
+            }
+            let _ = crate::rtp::packet::RtpPacket::parse(&wire);
+        }
+    }
+
+    #[test]
     fn ntp_time_of_the_unix_epoch_and_its_compact_form() {
         let t = NtpTime::from_system_time(UNIX_EPOCH + Duration::from_millis(1500));
         assert_eq!(t.0 >> 32, 2_208_988_801);

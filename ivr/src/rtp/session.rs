@@ -397,18 +397,16 @@ impl RtpReceiver {
             Some(c) if c.ssrc == packet.ssrc => c,
             slot => slot.insert(Source::new(packet.ssrc, packet.sequence)),
         };
-        match candidate.update_seq(packet.sequence) {
-            Received::Accepted => {
-                let mut valid = self.candidate.take().unwrap_or_else(|| {
-                    // Unreachable: `candidate` was borrowed from this slot just above.
-                    Source::new(packet.ssrc, packet.sequence)
-                });
-                valid.update_jitter(arrival, packet.timestamp);
-                let previous = self.source.replace(valid).map(|s| s.ssrc);
-                Received::NewSource { previous }
-            }
-            other => other,
+        let outcome = candidate.update_seq(packet.sequence);
+        if outcome != Received::Accepted {
+            return outcome;
         }
+        let Some(mut valid) = self.candidate.take() else {
+            return outcome;
+        };
+        valid.update_jitter(arrival, packet.timestamp);
+        let previous = self.source.replace(valid).map(|s| s.ssrc);
+        Received::NewSource { previous }
     }
 
     /// Notes an SR from the remote source (for LSR/DLSR in our reports).
