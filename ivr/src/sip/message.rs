@@ -35,7 +35,7 @@ use crate::sip::uri::{clip, Uri};
 pub const MAX_MESSAGE: usize = 65_535;
 /// Most header fields (after unfolding) in one message.
 pub const MAX_HEADERS: usize = 256;
-/// Longest header field (name, value and folding), in octets.
+/// Longest header field (canonical name plus unfolded, trimmed value), in octets.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
 
 /// Why a message could not be parsed, and so what the server answers (see [`ParseError::status`]).
@@ -732,7 +732,10 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
     }
     let mut lines = Lines { bytes, pos };
     let start = lines.next().ok_or_else(|| bad("no start line"))?;
-    let start = std::str::from_utf8(start).map_err(|_| bad("start line is not UTF-8"))?;
+    let start = std::str::from_utf8(start)
+        .ok()
+        .filter(|l| !l.chars().any(|c| c.is_control() && c != '\t'))
+        .ok_or_else(|| bad("start line with control or non-UTF-8 octets"))?;
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut folded_ok = false;
     loop {
@@ -752,12 +755,12 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
         };
         if line.starts_with([' ', '\t']) {
             match fields.last_mut() {
-                Some((_, value)) if folded_ok => {
+                Some((name, value)) if folded_ok => {
                     if !value.is_empty() {
                         value.push(' ');
                     }
                     value.push_str(line.trim());
-                    if value.len() > MAX_HEADER_LEN {
+                    if name.len() + value.len() > MAX_HEADER_LEN {
                         return Err(ParseError::TooLarge);
                     }
                 }
@@ -780,10 +783,12 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
             }
             return Err(bad(format!("bad header name {:?}", clip(name))));
         }
-        if fields.len() == MAX_HEADERS || line.len() > MAX_HEADER_LEN {
+        let (name, value) = (canonical(name), value.trim());
+        // Measured as printed (canonical name and value), so a printed message reparses.
+        if fields.len() == MAX_HEADERS || name.len() + value.len() > MAX_HEADER_LEN {
             return Err(ParseError::TooLarge);
         }
-        fields.push((canonical(name).to_owned(), value.trim().to_owned()));
+        fields.push((name.to_owned(), value.to_owned()));
         folded_ok = true;
     }
     Ok(Head {
