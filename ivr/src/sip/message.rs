@@ -16,7 +16,8 @@
 //! continuation lines, joined with one space), several lines of one header and comma lists,
 //! empty lines before the start line (§7.5), bare LF line ends (leniency), UTF-8 in reason
 //! phrases and quoted strings, unknown methods and URI schemes. Octets after Content-Length
-//! are ignored; without Content-Length the body is the rest of the datagram (§18.3).
+//! are ignored; without Content-Length the body is the rest of the datagram (§18.3). The
+//! parsed message's Content-Length is normalised to the body length, as printing sets it.
 //!
 //! Limits (all inputs are peer data): [`MAX_MESSAGE`] octets per message, [`MAX_HEADERS`]
 //! header fields, [`MAX_HEADER_LEN`] octets per (unfolded) field. Parsing is linear in the
@@ -892,6 +893,7 @@ pub fn parse(datagram: &[u8]) -> Result<Message, ParseError> {
     headers.call_id()?;
     let cseq = headers.cseq()?;
 
+    let mut headers = headers;
     let rest = &datagram[head.body_at..];
     let body = match headers.count("Content-Length") {
         0 => rest.to_vec(),
@@ -903,6 +905,8 @@ pub fn parse(datagram: &[u8]) -> Result<Message, ParseError> {
         }
         _ => return Err(bad("more than one Content-Length")),
     };
+    // The parsed message states its body length as printing will (`0004` → `4`, absent → added).
+    headers.set("Content-Length", body.len().to_string());
 
     Ok(match start {
         StartLine::Request(method, uri) => {
@@ -1250,6 +1254,35 @@ mod tests {
             Err(ParseError::TooLarge)
         );
         assert_eq!(frame(b"INVITE sip:x SIP/2.0\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn single_byte_mutations_never_panic_and_printed_messages_reparse_equal() {
+        let base = format!("{INVITE}\r\nextra");
+        let mut accepted = 0;
+        for i in 0..base.len() {
+            for b in [
+                b' ', b'\t', b'\r', b'\n', b',', b';', b'"', b'\\', b'<', b'>', b':', b'%', b'?',
+                0, 0xff,
+            ] {
+                let mut bytes = base.as_bytes().to_vec();
+                bytes[i] = b;
+                match parse(&bytes) {
+                    Ok(m) => {
+                        accepted += 1;
+                        assert_eq!(parse(&m.to_bytes()).as_ref(), Ok(&m), "mutation {i}={b}");
+                    }
+                    Err(e) => {
+                        let _ = error_response(&bytes, &e).map(|r| r.to_bytes());
+                    }
+                }
+                let _ = frame(&bytes);
+            }
+        }
+        assert!(
+            accepted > 100,
+            "most mutations of values stay valid: {accepted}"
+        );
     }
 
     #[test]
