@@ -269,6 +269,10 @@ impl InProcess {
             model_mn: "base".into(),
             flow: None,
             grammars: None,
+            gateway: crate::gateway::GatewayArgs {
+                no_sip: true,
+                ..Default::default()
+            },
         };
         let shared = crate::serve::shared(data.path(), store, &args)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -277,7 +281,7 @@ impl InProcess {
             .build()
             .context("starting the assistant's runtime")?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = runtime.spawn(crate::serve::serve(shared, grpc, args.http, async {
+        let task = runtime.spawn(crate::serve::serve(shared, grpc, args.http, None, async {
             let _ = stopped.await;
         }));
         let mut server = InProcess {

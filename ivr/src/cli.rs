@@ -90,8 +90,10 @@ enum Command {
     Chat(crate::chat::ChatArgs),
     /// Run the hotline server: the assistant's gRPC and HTTP (embedded defaults).
     Serve(crate::serve::ServeArgs),
-    /// Run the assistant alone (the same as serve until the SIP gateway joins serve).
+    /// Run the assistant alone (gRPC and HTTP, no phone gateway).
     Assistant(crate::serve::ServeArgs),
+    /// Run the phone gateway alone, in front of an assistant elsewhere.
+    Gateway(crate::serve::GatewayOnlyArgs),
     /// Call the assistant as a robot caller following a script; prints the call's timeline.
     Call(crate::robot::CallArgs),
     /// Check a flow file (and its prompts and grammars); lists every problem.
@@ -326,7 +328,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { out, model } => demo(&store, &data, &out, &model),
         Command::Transcribe(args) => transcribe(&store, args),
         Command::Say(args) => say(&data, args),
-        Command::Serve(args) | Command::Assistant(args) => crate::serve::run(&data, &store, &args),
+        Command::Serve(args) => crate::serve::run(&data, &store, &args),
+        Command::Assistant(mut args) => {
+            args.gateway.no_sip = true;
+            crate::serve::run(&data, &store, &args)
+        }
+        Command::Gateway(args) => crate::serve::run_gateway(&args),
         Command::Chat(args) => {
             let stdin = std::io::stdin();
             crate::chat::run(&data, &args, stdin.lock(), &mut std::io::stdout().lock())

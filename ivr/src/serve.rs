@@ -26,6 +26,7 @@ use speech::stt::{Transcriber, WhisperConfig};
 use speech::tts::VoiceConfig;
 
 use crate::assistant::{Assistant, Metrics, Recognisers, Shared};
+use crate::gateway::{Gateway, GatewayArgs};
 
 /// Options of `ivr serve` / `ivr assistant`.
 #[derive(Debug, Clone, clap::Args)]
@@ -48,6 +49,41 @@ pub struct ServeArgs {
     /// Grammar directory instead of the built-in grammars.
     #[arg(long)]
     pub grammars: Option<PathBuf>,
+    /// The phone gateway.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// Options of `ivr gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayOnlyArgs {
+    /// The assistant's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub assistant: String,
+    /// The phone gateway.
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// Runs the phone gateway alone until Ctrl-C.
+pub fn run_gateway(args: &GatewayOnlyArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let g = Gateway::start(&args.gateway, args.assistant.clone(), stop_rx).await?;
+        println!(
+            "ivr: phones call sip:1111@{} (udp, tcp), answered by the assistant at {}",
+            g.local, args.assistant
+        );
+        println!("ivr: Ctrl-C stops the gateway");
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+        g.join().await;
+        Ok(())
+    })
 }
 
 /// Loads the flow, stores, voices and models.
@@ -97,16 +133,19 @@ pub fn run(data: &Path, store: &ModelStore, args: &ServeArgs) -> anyhow::Result<
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(shared, args.grpc, args.http, async {
+    let gateway = (!args.gateway.no_sip).then(|| args.gateway.clone());
+    runtime.block_on(serve(shared, args.grpc, args.http, gateway, async {
         let _ = tokio::signal::ctrl_c().await;
     }))
 }
 
-/// Serves gRPC and HTTP until `shutdown` completes.
+/// Serves gRPC and HTTP (and the phone gateway, when given its options) until `shutdown`
+/// completes.
 pub async fn serve(
     shared: Shared,
     grpc: SocketAddr,
     http: SocketAddr,
+    gateway: Option<GatewayArgs>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let assistant = Assistant::new(shared);
@@ -120,30 +159,53 @@ pub async fn serve(
     let http_addr = http_listener.local_addr()?;
     println!("ivr: the assistant listens on grpc://{grpc_addr} (MediaGateway, CaseService, DirectoryService, health, reflection)");
     println!("ivr: metrics on http://{http_addr}/metrics, health on http://{http_addr}/healthz");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The gateway reaches the assistant over loopback gRPC, as a gateway elsewhere would.
+    let loopback = if grpc_addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), grpc_addr.port())
+    } else {
+        grpc_addr
+    };
+    let gateway = match gateway {
+        Some(args) => {
+            let g = Gateway::start(&args, format!("http://{loopback}"), stop_rx.clone()).await?;
+            println!(
+                "ivr: phones call sip:1111@{} (udp, tcp); try: ivr call sip:1111@{} --script examples/complaint.call",
+                g.local, g.local
+            );
+            Some(g)
+        }
+        None => None,
+    };
     println!(
         "ivr: place a call with: ivr call grpc://{grpc_addr} --script examples/complaint.call"
     );
     println!("ivr: Ctrl-C stops the server");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
 
     let metrics = assistant.metrics().clone();
+    let gateway_stats = gateway.as_ref().map(|g| Arc::clone(&g.stats));
     let app = axum::Router::new()
         .route(
             "/metrics",
             axum::routing::get(move || {
                 let metrics = metrics.clone();
+                let gateway_stats = gateway_stats.clone();
                 async move {
+                    let mut text = metrics.render();
+                    if let Some(g) = &gateway_stats {
+                        text.push_str(&g.render());
+                    }
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
                             "text/plain; version=0.0.4; charset=utf-8",
                         )],
-                        metrics.render(),
+                        text,
                     )
                 }
             }),
@@ -182,5 +244,8 @@ pub async fn serve(
         .await
         .context("the gRPC server failed")?;
     http_task.await.context("the HTTP server task")??;
+    if let Some(g) = gateway {
+        g.join().await;
+    }
     Ok(())
 }
