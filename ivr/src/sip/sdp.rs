@@ -859,7 +859,7 @@ pub enum OfferError {
 
 /// The `o=` identity of one session (one call) and its description version (RFC 4566 §5.2).
 ///
-/// Every description we make for the session takes [`SessionVersion::next`], so the version
+/// Every description we make for the session takes [`SessionVersion::bump`], so the version
 /// goes up by one each time (RFC 3264 §8); the session id stays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionVersion {
@@ -884,7 +884,7 @@ impl SessionVersion {
     }
 
     /// The version for a new description.
-    pub fn next(&mut self) -> u64 {
+    pub fn bump(&mut self) -> u64 {
         self.version = self.version.saturating_add(1);
         self.version
     }
@@ -894,7 +894,7 @@ impl SessionVersion {
         Origin {
             username: "-".into(),
             session_id: self.id.to_string(),
-            session_version: self.next().to_string(),
+            session_version: self.bump().to_string(),
             net_type: c.net_type,
             addr_type: c.addr_type,
             address: c.address,
