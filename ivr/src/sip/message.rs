@@ -333,6 +333,26 @@ impl Headers {
         self.0.insert(0, (canonical(name).to_owned(), value.into()));
     }
 
+    /// Replaces the top Via element, keeping any further elements on its line (adds a Via
+    /// line first when there is none).
+    pub fn set_top_via(&mut self, via: &Via) {
+        match self.0.iter_mut().find(|(n, _)| n == "Via") {
+            Some((_, value)) => {
+                let rest = split_list(value)
+                    .into_iter()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                *value = if rest.is_empty() {
+                    via.to_string()
+                } else {
+                    format!("{via}, {rest}")
+                };
+            }
+            None => self.push_front("Via", via.to_string()),
+        }
+    }
+
     /// Removes every field of that name.
     pub fn remove(&mut self, name: &str) {
         let name = canonical(name);
