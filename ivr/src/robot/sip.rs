@@ -33,12 +33,33 @@
 //! Deviations: UDP only (no TCP, no TLS: `sips:` is refused); no re-INVITE of our own; the
 //! robot does not answer RTCP; incoming DTMF is ignored.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
-use ivr_proto::v1::{self as pb, down, event};
+use ivr_proto::v1::{self as pb, down, event, up};
+use rand::rngs::{StdRng, SysRng};
+use rand::{RngExt, SeedableRng};
+use speech::audio::g711::Law;
+use speech::stt::Transcriber;
+use speech::{Pcm, SampleRate};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::{CallOptions, DownStream, OpenError};
+use crate::rtp::dtmf::{DtmfKey, DtmfSender};
+use crate::rtp::packet::RtpPacket;
+use crate::rtp::rtcp::is_rtcp;
+use crate::rtp::session::RtpSender;
+use crate::rtp::Ssrc;
+use crate::sip::header::NameAddr;
+use crate::sip::message::{self, reason_phrase, Message, Method, MAX_MESSAGE};
+use crate::sip::sdp::{self, Codec, Direction, Negotiated, SessionVersion};
+use crate::sip::transaction::{Timers, Transport};
+use crate::sip::ua::{CallRef, EndReason, Ua, UaConfig, UaEvent};
 use crate::sip::uri::{Scheme, Uri};
 
 /// How long the line must stay quiet for `wait-prompt` to pass over SIP: a segment's end is
@@ -162,17 +183,667 @@ fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
-/// Places the call to `uri` at `dest` and runs it with `ups` as the caller's side.
+/// Places the call to `uri` at `dest` and runs it with `ups` as the caller's side: the first
+/// message must be the `CallStart` (its `caller` becomes the From user). Returns once the
+/// call is answered; the call then runs on its own task until both sides are done.
 pub(super) async fn dial(
     uri: &str,
     dest: &str,
-    ups: mpsc::Receiver<pb::Up>,
+    mut ups: mpsc::Receiver<pb::Up>,
     options: &CallOptions,
 ) -> Result<DownStream, OpenError> {
-    let _ = (uri, ups, options);
-    Err(OpenError::Connect(format!(
-        "{dest}: the SIP user agent is not built in yet"
-    )))
+    let Some(stt) = options.transcriber.clone() else {
+        return Err(OpenError::Robot(
+            "a SIP call needs a transcriber: the prompts' words are what it hears".into(),
+        ));
+    };
+    let caller = match ups.recv().await {
+        Some(pb::Up {
+            msg: Some(up::Msg::Start(start)),
+        }) => start.caller,
+        _ => {
+            return Err(OpenError::Robot(
+                "the call did not begin with CallStart".into(),
+            ))
+        }
+    };
+    let target = Uri::parse(uri).map_err(|e| OpenError::Robot(format!("{uri}: {e}")))?;
+    let remote = tokio::net::lookup_host(dest)
+        .await
+        .map_err(|e| OpenError::Connect(format!("resolving {dest}: {e}")))?
+        .next()
+        .ok_or_else(|| OpenError::Connect(format!("{dest}: no address")))?;
+    let sockets = Sockets::bind(remote)
+        .await
+        .map_err(|e| OpenError::Connect(format!("opening sockets towards {remote}: {e}")))?;
+    let mut rng = rng();
+    let contact = Uri::parse(&format!("sip:robot@{}", sockets.sip_addr))
+        .map_err(|e| OpenError::Robot(format!("our contact: {e}")))?;
+    let from = Uri::parse(&format!(
+        "sip:{}@{}",
+        user_part(&caller),
+        sockets.sip_addr.ip()
+    ))
+    .map_err(|e| OpenError::Robot(format!("caller {caller:?}: {e}")))?;
+    let mut ua = Ua::new(
+        UaConfig {
+            contact,
+            user_agent: "ivr-robot".into(),
+            timers: Timers::default(),
+        },
+        rng.random(),
+    );
+    let mut session = SessionVersion::new(rng.random());
+    let offer = sdp::offer(sockets.rtp_addr, &mut session);
+    let call = ua.invite(
+        Instant::now(),
+        target,
+        NameAddr::new(from),
+        remote,
+        Transport::Udp,
+        offer.into_bytes(),
+        &[],
+    );
+    let mut leg = SipLeg {
+        sockets,
+        ua,
+        call,
+        buf: vec![0; MAX_MESSAGE],
+    };
+    let answered = tokio::time::timeout(options.timeout, leg.await_answer()).await;
+    let negotiated = match answered {
+        Ok(Ok(negotiated)) => negotiated,
+        Ok(Err(e)) => {
+            leg.hang_up().await;
+            return Err(e);
+        }
+        Err(_) => {
+            leg.hang_up().await;
+            return Err(OpenError::Connect(format!(
+                "{uri}: no answer within {} s",
+                options.timeout.as_secs_f64()
+            )));
+        }
+    };
+    let (down_tx, down_rx) = mpsc::channel(256);
+    let (job_tx, job_rx) = mpsc::channel(64);
+    let worker_tx = down_tx.clone();
+    tokio::task::spawn_blocking(move || transcribe_segments(stt.as_ref(), job_rx, worker_tx));
+    let media = Media::new(&mut rng, negotiated);
+    tokio::spawn(
+        Call {
+            leg,
+            media,
+            session,
+            segmenter: Segmenter::default(),
+            down_tx,
+            jobs: Some(job_tx),
+            seq: 0,
+            transferred: false,
+        }
+        .run(ups),
+    );
+    Ok(Box::pin(ReceiverStream::new(down_rx)))
+}
+
+/// The SIP and RTP sockets of one call, on the interface that routes to the far end.
+struct Sockets {
+    sip: UdpSocket,
+    sip_addr: SocketAddr,
+    rtp: UdpSocket,
+    rtp_addr: SocketAddr,
+}
+
+impl Sockets {
+    async fn bind(remote: SocketAddr) -> std::io::Result<Sockets> {
+        // Connecting a UDP socket sends nothing; it asks the kernel for the route's source.
+        let unspecified: SocketAddr = match remote {
+            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let probe = UdpSocket::bind(unspecified).await?;
+        probe.connect(remote).await?;
+        let ip = probe.local_addr()?.ip();
+        let sip = UdpSocket::bind((ip, 0)).await?;
+        let rtp = UdpSocket::bind((ip, 0)).await?;
+        Ok(Sockets {
+            sip_addr: sip.local_addr()?,
+            rtp_addr: rtp.local_addr()?,
+            sip,
+            rtp,
+        })
+    }
+}
+
+/// The signalling of one call: the user agent core and its socket.
+struct SipLeg {
+    sockets: Sockets,
+    ua: Ua,
+    call: CallRef,
+    buf: Vec<u8>,
+}
+
+impl SipLeg {
+    /// Runs the user agent until the INVITE is answered (the negotiated media) or fails.
+    async fn await_answer(&mut self) -> Result<Negotiated, OpenError> {
+        loop {
+            self.flush().await;
+            while let Some(event) = self.ua.poll_event() {
+                match event {
+                    UaEvent::Answered { call, answer } if call == self.call => {
+                        let answer = answer.unwrap_or_default();
+                        let text = String::from_utf8_lossy(&answer);
+                        return sdp::accept_answer(&text).map_err(|e| {
+                            OpenError::Refused(format!("the SDP answer cannot be used: {e}"))
+                        });
+                    }
+                    UaEvent::Ended { call, reason } if call == self.call => {
+                        return Err(match reason {
+                            EndReason::Failed(status) => OpenError::Refused(format!(
+                                "the call was refused: {status} {}",
+                                reason_phrase(status)
+                            )),
+                            EndReason::Timeout => {
+                                OpenError::Connect("no response to the INVITE".into())
+                            }
+                            other => OpenError::Connect(format!("the call failed: {other:?}")),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            self.step().await;
+        }
+    }
+
+    /// Waits for one input (a datagram or a timer) and hands it to the user agent.
+    async fn step(&mut self) {
+        let wake = self.ua.poll_timeout();
+        tokio::select! {
+            got = self.sockets.sip.recv_from(&mut self.buf) => {
+                if let Ok((n, source)) = got {
+                    self.receive(n, source);
+                }
+            }
+            _ = sleep_until(wake), if wake.is_some() => self.ua.handle_timeout(Instant::now()),
+        }
+    }
+
+    /// Hands the datagram in `buf[..n]` to the user agent; returns the `Refer-To` of a REFER
+    /// in our dialog.
+    fn receive(&mut self, n: usize, source: SocketAddr) -> Option<String> {
+        let bytes = self.buf.get(..n)?;
+        let message = match message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "unparseable SIP datagram");
+                return None;
+            }
+        };
+        let refer_to = match &message {
+            Message::Request(r) if r.method == Method::Refer => r
+                .headers
+                .get("Refer-To")
+                .and_then(|v| NameAddr::parse(v).ok()),
+            _ => None,
+        };
+        self.ua
+            .receive(Instant::now(), message, source, Transport::Udp);
+        refer_to.map(|to| to.uri.to_string())
+    }
+
+    /// Sends what the user agent has to send.
+    async fn flush(&mut self) {
+        while let Some(t) = self.ua.poll_transmit() {
+            let bytes = t.message.to_bytes();
+            if let Err(e) = self.sockets.sip.send_to(&bytes, t.dest).await {
+                tracing::warn!(dest = %t.dest, error = %e, "sending SIP");
+            }
+        }
+    }
+
+    /// Ends the call (CANCEL or BYE) and waits up to [`BYE_WAIT`] for the far end's answer.
+    async fn hang_up(&mut self) {
+        if self.ua.hangup(Instant::now(), self.call).is_err() {
+            // Already over: nothing to end.
+            return;
+        }
+        let _ = tokio::time::timeout(BYE_WAIT, async {
+            while self.ua.calls() > 0 {
+                self.flush().await;
+                self.step().await;
+            }
+        })
+        .await;
+        self.flush().await;
+    }
+}
+
+/// The RTP side of one call.
+struct Media {
+    negotiated: Negotiated,
+    law: Law,
+    sender: RtpSender,
+    dtmf: DtmfSender,
+    /// Far-end audio received and not yet taken by a tick (bounded by [`MAX_BUFFERED`]).
+    buffered: VecDeque<i16>,
+    /// The SSRC of the far end's stream, latched on its first packet.
+    far_ssrc: Option<Ssrc>,
+}
+
+/// The most far-end audio held between ticks; beyond it the oldest is dropped.
+const MAX_BUFFERED: usize = 10 * FRAME_LEN;
+
+impl Media {
+    fn new(rng: &mut StdRng, negotiated: Negotiated) -> Self {
+        Media {
+            law: law(negotiated.codec),
+            sender: RtpSender::new(rng, negotiated.codec_pt),
+            dtmf: DtmfSender::new(),
+            buffered: VecDeque::new(),
+            far_ssrc: None,
+            negotiated,
+        }
+    }
+
+    /// The address RTP goes to, unless the far end has us on hold.
+    fn destination(&self) -> Option<SocketAddr> {
+        let remote = self.negotiated.remote;
+        let sends = matches!(
+            self.negotiated.direction,
+            Direction::SendRecv | Direction::SendOnly
+        );
+        (sends && !remote.ip().is_unspecified() && remote.port() != 0).then_some(remote)
+    }
+
+    /// The packet for one caller audio frame (`None` while a key is being sent).
+    fn audio(&mut self, pcm16: &[u8]) -> Option<Vec<u8>> {
+        let payload: Vec<u8> = pcm16
+            .chunks_exact(2)
+            .map(|b| self.law.encode_sample(i16::from_le_bytes([b[0], b[1]])))
+            .collect();
+        let samples = payload.len() as u32;
+        if self.dtmf.is_active() {
+            self.sender.silence(samples);
+            return None;
+        }
+        Some(self.sender.audio(&payload, samples))
+    }
+
+    /// Starts sending `key` for `duration`; false when the far end takes no telephone-event
+    /// or the key is not one.
+    fn start_key(&mut self, now: Instant, key: &str, duration: Duration) -> bool {
+        let key = key.chars().next().and_then(DtmfKey::from_char);
+        match (key, self.negotiated.dtmf_pt) {
+            (Some(key), Some(_)) => {
+                let ts = self.sender.timestamp();
+                // A key while the previous one is going out waits for the next Dtmf message
+                // (the robot spaces its keys, so this does not happen).
+                self.dtmf.start(now, key, duration, ts);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The telephone-event packets due at `now`.
+    fn key_packets(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let Some(pt) = self.negotiated.dtmf_pt else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some(p) = self.dtmf.poll(now) {
+            out.push(self.sender.event(pt, p.marker, p.timestamp, &p.payload));
+        }
+        out
+    }
+
+    /// Takes one RTP datagram from the far end: audio of the negotiated codec is buffered,
+    /// anything else (RTCP, telephone-events, other streams) is dropped.
+    fn handle_rtp(&mut self, datagram: &[u8]) {
+        if is_rtcp(datagram) {
+            return;
+        }
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            return;
+        };
+        if packet.payload_type != self.negotiated.codec_pt {
+            return;
+        }
+        if *self.far_ssrc.get_or_insert(packet.ssrc) != packet.ssrc {
+            // A new stream (the far end restarted its sender): follow it.
+            self.far_ssrc = Some(packet.ssrc);
+        }
+        self.buffered
+            .extend(packet.payload.iter().map(|&c| self.law.decode_sample(c)));
+        let excess = self.buffered.len().saturating_sub(MAX_BUFFERED);
+        self.buffered.drain(..excess);
+    }
+
+    /// The next 20 ms of far-end audio (silence where none arrived).
+    fn frame(&mut self) -> Vec<i16> {
+        let n = FRAME_LEN.min(self.buffered.len());
+        let mut frame: Vec<i16> = self.buffered.drain(..n).collect();
+        frame.resize(FRAME_LEN, 0);
+        frame
+    }
+}
+
+/// A job for the transcription thread, done in order.
+enum Job {
+    /// Transcribe segment `mark` and send its `Event.Prompt`.
+    Transcribe { mark: u64, audio: Vec<i16> },
+    /// Send this once the segments before it are transcribed.
+    Pass(Result<pb::Down, String>),
+}
+
+/// The transcription thread: runs until the call drops its job queue.
+fn transcribe_segments(
+    stt: &dyn Transcriber,
+    mut jobs: mpsc::Receiver<Job>,
+    downs: mpsc::Sender<Result<pb::Down, String>>,
+) {
+    while let Some(job) = jobs.blocking_recv() {
+        let down = match job {
+            Job::Transcribe { mark, audio } => {
+                let pcm = Pcm::from_i16(SampleRate::HZ_8000, &audio);
+                let text = match super::transcribe(stt, &pcm) {
+                    Ok(text) => text.trim().to_owned(),
+                    Err(e) => format!("[not transcribed: {e}]"),
+                };
+                Ok(prompt_down(mark, text))
+            }
+            Job::Pass(down) => down,
+        };
+        if downs.blocking_send(down).is_err() {
+            // The robot has finished with the call.
+            return;
+        }
+    }
+}
+
+/// One answered call: the caller's messages out as RTP and SIP, the line in as `Down`.
+struct Call {
+    leg: SipLeg,
+    media: Media,
+    session: SessionVersion,
+    segmenter: Segmenter,
+    down_tx: mpsc::Sender<Result<pb::Down, String>>,
+    /// The transcription queue; `None` once the call is over for the far end.
+    jobs: Option<mpsc::Sender<Job>>,
+    seq: u64,
+    transferred: bool,
+}
+
+impl Call {
+    async fn run(mut self, mut ups: mpsc::Receiver<pb::Up>) {
+        let mut ticks = tokio::time::interval(FRAME);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut rtp_buf = vec![0u8; 2048];
+        loop {
+            self.leg.flush().await;
+            while let Some(event) = self.leg.ua.poll_event() {
+                self.handle_event(event).await;
+            }
+            if self.jobs.is_none() && ups.is_closed() {
+                break;
+            }
+            let wake = self.leg.ua.poll_timeout();
+            tokio::select! {
+                up = ups.recv() => match up {
+                    Some(pb::Up { msg: Some(msg) }) => {
+                        if self.handle_up(msg).await.is_break() {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        // The robot is done without a Hangup (after a transfer, or it
+                        // stopped): end the call if it is still up.
+                        self.leg.hang_up().await;
+                        break;
+                    }
+                },
+                got = self.leg.sockets.sip.recv_from(&mut self.leg.buf) => {
+                    if let Ok((n, source)) = got {
+                        if let Some(target) = self.leg.receive(n, source) {
+                            self.transfer(target).await;
+                        }
+                    }
+                }
+                got = self.leg.sockets.rtp.recv_from(&mut rtp_buf) => {
+                    if let Ok((n, _)) = got {
+                        if let Some(datagram) = rtp_buf.get(..n) {
+                            self.media.handle_rtp(datagram);
+                        }
+                    }
+                }
+                _ = ticks.tick() => self.handle_tick().await,
+                _ = sleep_until(wake), if wake.is_some() => {
+                    self.leg.ua.handle_timeout(Instant::now());
+                }
+            }
+        }
+        self.end_line();
+    }
+
+    /// One caller message.
+    async fn handle_up(&mut self, msg: up::Msg) -> ControlFlow<()> {
+        match msg {
+            up::Msg::Audio(audio) => {
+                if let (Some(packet), Some(dest)) =
+                    (self.media.audio(&audio.pcm16), self.media.destination())
+                {
+                    self.send_rtp(&packet, dest).await;
+                }
+            }
+            up::Msg::Dtmf(d) => {
+                let duration = Duration::from_millis(u64::from(d.duration_ms));
+                if !self.media.start_key(Instant::now(), &d.key, duration) {
+                    self.fail(format!(
+                        "key {:?} cannot be sent: the far end took no telephone-event",
+                        d.key
+                    ))
+                    .await;
+                }
+                self.send_keys().await;
+            }
+            up::Msg::Hangup(_) => {
+                self.leg.hang_up().await;
+                return ControlFlow::Break(());
+            }
+            // Marks mean nothing on a phone line; the CallStart has been used.
+            up::Msg::Playout(_) | up::Msg::Start(_) => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Every 20 ms: the due telephone-event packets out, one frame of far-end audio in.
+    async fn handle_tick(&mut self) {
+        self.send_keys().await;
+        let frame = self.media.frame();
+        if self.jobs.is_none() {
+            return;
+        }
+        for segment in self.segmenter.push(&frame) {
+            self.segment(segment).await;
+        }
+    }
+
+    async fn handle_event(&mut self, event: UaEvent) {
+        match event {
+            UaEvent::Ended { call, reason } if call == self.leg.call => {
+                let down = match reason {
+                    EndReason::RemoteBye | EndReason::LocalBye => Ok(pb::Down {
+                        msg: Some(down::Msg::Hangup(pb::Hangup {
+                            reason: "the far end sent BYE".into(),
+                        })),
+                    }),
+                    other => Err(format!("the SIP call ended: {other:?}")),
+                };
+                if !(self.transferred && matches!(reason, EndReason::LocalBye)) {
+                    self.pass(down).await;
+                }
+                self.end_line();
+            }
+            UaEvent::Reoffer { call, offer } if call == self.leg.call => {
+                self.reoffer(offer);
+            }
+            UaEvent::ReofferAnswer { call, answer } if call == self.leg.call => {
+                if let Ok(n) = sdp::accept_answer(&String::from_utf8_lossy(&answer)) {
+                    self.renegotiated(n);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A re-INVITE (hold, unhold, codec change): answered from our RTP address.
+    fn reoffer(&mut self, offer: Option<Vec<u8>>) {
+        let now = Instant::now();
+        let call = self.leg.call;
+        let rtp_addr = self.leg.sockets.rtp_addr;
+        let result = match offer {
+            Some(offer) => {
+                match sdp::answer(
+                    &String::from_utf8_lossy(&offer),
+                    rtp_addr,
+                    &mut self.session,
+                ) {
+                    Ok((n, answer)) => {
+                        self.renegotiated(n);
+                        self.leg.ua.answer_reoffer(now, call, answer.into_bytes())
+                    }
+                    Err(_) => self.leg.ua.reject_reoffer(now, call, 488),
+                }
+            }
+            // An offerless re-INVITE: our offer goes in the 200, the answer in the ACK.
+            None => {
+                let offer = sdp::offer(rtp_addr, &mut self.session);
+                self.leg.ua.answer_reoffer(now, call, offer.into_bytes())
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "the re-INVITE went away");
+        }
+    }
+
+    fn renegotiated(&mut self, n: Negotiated) {
+        if n.codec_pt != self.media.negotiated.codec_pt {
+            self.media.sender.set_payload_type(n.codec_pt);
+            self.media.law = law(n.codec);
+            self.media.buffered.clear();
+        }
+        self.media.negotiated = n;
+    }
+
+    /// A REFER in our dialog: the assistant hands the caller over (the core answers it).
+    async fn transfer(&mut self, target: String) {
+        if std::mem::replace(&mut self.transferred, true) {
+            return;
+        }
+        self.pass(Ok(pb::Down {
+            msg: Some(down::Msg::Transfer(pb::Transfer { target })),
+        }))
+        .await;
+        self.end_line();
+    }
+
+    /// What the segmenter found: audio goes down now, a finished segment to the transcriber.
+    async fn segment(&mut self, segment: Segment) {
+        match segment {
+            Segment::Audio { mark, samples } => {
+                let down = audio_down(mark, self.seq, &samples);
+                self.seq += 1;
+                // A closed stream: the robot has finished; the call ends with its up stream.
+                let _ = self.down_tx.send(Ok(down)).await;
+            }
+            Segment::End { mark, audio } => {
+                if let Some(jobs) = &self.jobs {
+                    let _ = jobs.send(Job::Transcribe { mark, audio }).await;
+                }
+            }
+        }
+    }
+
+    /// Sends `down` after the transcripts of the segments so far.
+    async fn pass(&mut self, down: Result<pb::Down, String>) {
+        if let Some(segment) = self.segmenter.finish() {
+            self.segment(segment).await;
+        }
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Pass(down)).await;
+        }
+    }
+
+    /// Fails the call from the robot's side.
+    async fn fail(&mut self, why: String) {
+        self.pass(Err(why)).await;
+        self.end_line();
+    }
+
+    /// Nothing more goes down: the transcription thread finishes its queue and the stream
+    /// ends when it has.
+    fn end_line(&mut self) {
+        self.jobs = None;
+    }
+
+    async fn send_keys(&mut self) {
+        let now = Instant::now();
+        let packets = self.media.key_packets(now);
+        if let Some(dest) = self.media.destination() {
+            for packet in packets {
+                self.send_rtp(&packet, dest).await;
+            }
+        }
+    }
+
+    async fn send_rtp(&self, packet: &[u8], dest: SocketAddr) {
+        if let Err(e) = self.leg.sockets.rtp.send_to(packet, dest).await {
+            tracing::debug!(%dest, error = %e, "sending RTP");
+        }
+    }
+}
+
+/// Sleeps until `at` (forever for `None`; the caller guards the branch).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The G.711 law of `codec`.
+fn law(codec: Codec) -> Law {
+    match codec {
+        Codec::Pcmu => Law::Mu,
+        Codec::Pcma => Law::A,
+    }
+}
+
+/// `number` as a SIP URI user part: digits and the characters RFC 3261 §25.1 allows
+/// unescaped; anything else is dropped ("anonymous" when nothing is left).
+fn user_part(number: &str) -> String {
+    let user: String = number
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(*c))
+        .collect();
+    if user.is_empty() {
+        "anonymous".into()
+    } else {
+        user
+    }
+}
+
+fn rng() -> StdRng {
+    StdRng::try_from_rng(&mut SysRng).unwrap_or_else(|_| {
+        // Without OS randomness, a time-based seed still keeps concurrent robots apart.
+        StdRng::seed_from_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        )
+    })
 }
 
 /// `Down::Audio` of `samples` for `mark`.
