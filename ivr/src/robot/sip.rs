@@ -260,7 +260,7 @@ pub(super) async fn dial(
         Err(_) => {
             leg.hang_up().await;
             return Err(OpenError::Connect(format!(
-                "{uri}: no answer within {} s",
+                "no answer within {} s",
                 options.timeout.as_secs_f64()
             )));
         }
@@ -874,6 +874,256 @@ fn prompt_down(mark: u64, text: String) -> pb::Down {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use speech::stt::{SttRequest, Transcript};
+    use speech::tts::Speaker;
+    use speech::Locale;
+
+    use crate::robot::report::Failure;
+    use crate::robot::{caller_voices, prepare, run_call, Script, Target};
+    use crate::rtp::dtmf::TelephoneEvent;
+
+    /// Hears the same words in any audio.
+    struct FixedTranscriber(&'static str);
+
+    impl Transcriber for FixedTranscriber {
+        fn transcribe(&self, _audio: &Pcm, _request: &SttRequest) -> speech::Result<Transcript> {
+            Ok(Transcript {
+                outcome: speech::stt::Outcome::Heard,
+                text: self.0.into(),
+                confidence: 0.9,
+                no_speech_probability: 0.0,
+                language: "en".into(),
+                timings: Default::default(),
+            })
+        }
+    }
+
+    /// What the far end does once the call is up.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Plan {
+        /// Speaks 300 ms, then waits for the robot's BYE.
+        Speak,
+        /// Speaks 300 ms, then transfers the caller with REFER.
+        Transfer,
+        /// Refuses the INVITE with 486.
+        Busy,
+        /// Speaks 300 ms, then hangs up.
+        HangUp,
+    }
+
+    /// What the far end saw.
+    #[derive(Debug, Default)]
+    struct Seen {
+        audio_packets: usize,
+        /// (event, end) of each telephone-event packet.
+        keys: Vec<(u8, bool)>,
+        robot_hung_up: bool,
+    }
+
+    /// A SIP phone on 127.0.0.1 built from the same cores, playing the hotline's part once.
+    async fn far_end(plan: Plan) -> (SocketAddr, tokio::task::JoinHandle<Seen>) {
+        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let sip_addr = sip.local_addr().expect("bound");
+        let rtp_addr = rtp.local_addr().expect("bound");
+        let contact = Uri::parse(&format!("sip:hotline@{sip_addr}")).expect("uri");
+        let mut ua = Ua::new(
+            UaConfig {
+                contact,
+                user_agent: "far-end".into(),
+                timers: Timers::default(),
+            },
+            7,
+        );
+        let task = tokio::spawn(async move {
+            let mut seen = Seen::default();
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            let mut rtp_buf = vec![0u8; 2048];
+            let mut session = SessionVersion::new(1);
+            let mut media: Option<(CallRef, Negotiated, RtpSender)> = None;
+            let mut voiced_left = 0usize;
+            let mut ticks = tokio::time::interval(FRAME);
+            let mut after_speech = None;
+            let mut rng = StdRng::seed_from_u64(3);
+            let mut done = false;
+            loop {
+                while let Some(t) = ua.poll_transmit() {
+                    let _ = sip.send_to(&t.message.to_bytes(), t.dest).await;
+                }
+                while let Some(event) = ua.poll_event() {
+                    let now = Instant::now();
+                    match event {
+                        UaEvent::Incoming { call, offer, .. } if plan == Plan::Busy => {
+                            let _ = offer;
+                            ua.reject(now, call, 486, &[]).expect("reject");
+                        }
+                        UaEvent::Incoming { call, offer, .. } => {
+                            let offer = String::from_utf8(offer.unwrap_or_default()).expect("sdp");
+                            let (n, answer) =
+                                sdp::answer(&offer, rtp_addr, &mut session).expect("answer");
+                            assert_eq!(n.codec, Codec::Pcmu, "the robot prefers PCMU");
+                            let sender = RtpSender::new(&mut rng, n.codec_pt);
+                            media = Some((call, n, sender));
+                            ua.answer(now, call, answer.into_bytes()).expect("answer");
+                        }
+                        UaEvent::Established { .. } => voiced_left = 15,
+                        UaEvent::Ended { reason, .. } => {
+                            seen.robot_hung_up = reason == EndReason::RemoteBye;
+                            done = plan != Plan::Transfer || seen.robot_hung_up;
+                        }
+                        _ => {}
+                    }
+                }
+                while let Some(t) = ua.poll_transmit() {
+                    let _ = sip.send_to(&t.message.to_bytes(), t.dest).await;
+                }
+                if done {
+                    return seen;
+                }
+                let wake = ua.poll_timeout();
+                tokio::select! {
+                    got = sip.recv_from(&mut buf) => {
+                        let (n, source) = got.expect("recv");
+                        let msg = message::parse(&buf[..n]).expect("the robot sends valid SIP");
+                        ua.receive(Instant::now(), msg, source, Transport::Udp);
+                    }
+                    got = rtp.recv_from(&mut rtp_buf) => {
+                        let (n, _) = got.expect("recv");
+                        let p = RtpPacket::parse(&rtp_buf[..n]).expect("valid RTP");
+                        match media.as_ref().map(|(_, n, _)| n) {
+                            Some(neg) if Some(p.payload_type) == neg.dtmf_pt => {
+                                let e = TelephoneEvent::parse(p.payload).expect("event");
+                                seen.keys.push((e.event, e.end));
+                            }
+                            Some(neg) if p.payload_type == neg.codec_pt => {
+                                assert_eq!(p.payload.len(), FRAME_LEN);
+                                seen.audio_packets += 1;
+                            }
+                            _ => panic!("unexpected RTP payload type {}", p.payload_type),
+                        }
+                    }
+                    _ = ticks.tick() => {
+                        let Some((call, n, sender)) = media.as_mut() else { continue };
+                        if voiced_left > 0 {
+                            voiced_left -= 1;
+                            let frame: Vec<u8> = (0..FRAME_LEN)
+                                .map(|i| Law::Mu.encode_sample(if i % 8 < 4 { 3000 } else { -3000 }))
+                                .collect();
+                            let packet = sender.audio(&frame, FRAME_LEN as u32);
+                            let _ = rtp.send_to(&packet, n.remote).await;
+                            if voiced_left == 0 {
+                                after_speech = Some(Instant::now());
+                            }
+                        } else if after_speech.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+                            after_speech = None;
+                            let call = *call;
+                            match plan {
+                                Plan::Transfer => {
+                                    let to = Uri::parse("sip:operators@hotline.example").expect("uri");
+                                    ua.transfer(Instant::now(), call, &to).expect("REFER");
+                                }
+                                Plan::HangUp => ua.hangup(Instant::now(), call).expect("BYE"),
+                                Plan::Speak | Plan::Busy => {}
+                            }
+                        }
+                    }
+                    _ = sleep_until(wake), if wake.is_some() => ua.handle_timeout(Instant::now()),
+                }
+            }
+        });
+        (sip_addr, task)
+    }
+
+    async fn call_far_end(src: &str, plan: Plan) -> (super::super::CallReport, Seen) {
+        let (addr, far) = far_end(plan).await;
+        let script = prepare(
+            &Script::parse(src, "t.call").expect("valid script"),
+            SampleRate::HZ_8000,
+            Locale::En,
+            &Speaker::new(caller_voices()),
+        )
+        .expect("prepares without synthesis");
+        let uri = format!("sip:1111@{addr}");
+        let mut options = CallOptions::new(Target::Sip {
+            dest: destination(&uri).expect("valid"),
+            uri,
+        });
+        options.timeout = Duration::from_secs(5);
+        options.transcriber = Some(Arc::new(FixedTranscriber(
+            "Hello, you reached the hotline.",
+        )));
+        let report = tokio::time::timeout(Duration::from_secs(20), run_call(&script, &options))
+            .await
+            .expect("the call ends");
+        let seen = tokio::time::timeout(Duration::from_secs(5), far)
+            .await
+            .expect("the far end finishes")
+            .expect("the far end does not panic");
+        (report, seen)
+    }
+
+    #[tokio::test]
+    async fn the_line_is_heard_as_a_prompt_and_keys_go_as_rfc4733_events_before_a_bye() {
+        let (report, seen) = call_far_end(
+            "wait-prompt\nexpect (?i)hotline\nkey 5\nhangup\n",
+            Plan::Speak,
+        )
+        .await;
+        assert!(report.passed(), "{:?}", report.failure);
+        let prompts: Vec<(u64, &str)> = report
+            .prompts
+            .iter()
+            .map(|p| (p.mark, p.text.as_str()))
+            .collect();
+        assert_eq!(prompts, [(1, "Hello, you reached the hotline.")]);
+        assert!(seen.audio_packets > 10, "{seen:?}");
+        assert!(seen.keys.contains(&(5, false)), "{seen:?}");
+        assert_eq!(
+            seen.keys.iter().filter(|k| **k == (5, true)).count(),
+            3,
+            "{seen:?}"
+        );
+        assert!(seen.robot_hung_up, "no BYE from the robot");
+    }
+
+    #[tokio::test]
+    async fn a_refer_is_a_transfer_to_its_refer_to() {
+        let (report, seen) = call_far_end(
+            "wait-prompt\nexpect-transfer ^sip:operators@\n",
+            Plan::Transfer,
+        )
+        .await;
+        assert!(report.passed(), "{:?}", report.failure);
+        assert_eq!(
+            report.transfer.as_deref(),
+            Some("sip:operators@hotline.example")
+        );
+        assert!(seen.robot_hung_up, "the robot leaves the call with BYE");
+    }
+
+    #[tokio::test]
+    async fn a_bye_from_the_far_end_ends_the_call_after_its_words() {
+        let (report, _) = call_far_end(
+            "wait-prompt\nexpect hotline\nwait-prompt\nsilence 5\n",
+            Plan::HangUp,
+        )
+        .await;
+        assert!(
+            matches!(&report.failure, Some(Failure::EndedEarly { message, .. }) if message.contains("hung up")),
+            "{:?}",
+            report.failure
+        );
+        assert_eq!(report.prompts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_invite_fails_the_call_with_its_status() {
+        let (report, _) = call_far_end("hangup\n", Plan::Busy).await;
+        let failure = report.failure.map(|f| f.to_string()).unwrap_or_default();
+        assert!(failure.contains("486 Busy Here"), "{failure}");
+    }
 
     fn voiced() -> Vec<i16> {
         (0..FRAME_LEN)
