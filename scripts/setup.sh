@@ -16,6 +16,9 @@ needs=(
   "python3:python3"
   "curl:curl"
   "sox:sox"
+  # Independent SIP peers for the phone gateway's tests (ivr/tests/sip_peers.rs).
+  "sipp:sip-tester"
+  "baresip:baresip-core"
 )
 
 missing=()

@@ -11,10 +11,15 @@
 //!
 //! The server loads its Whisper models from the model store (`IVR_MODELS_DIR`, which
 //! `make test` fills); a language whose model is missing is served by keypad, so tests that
-//! only key digits do not depend on the models. Its stdout is read for the two address lines
-//! `ivr serve` prints (`grpc://ADDR ...` and `http://ADDR/metrics ...`); its stderr (the log,
-//! warnings and up) goes to `server.log` in the data directory, and [`Server::log`] returns
-//! it for failure messages.
+//! only key digits do not depend on the models. Its stdout is read for the address lines
+//! `ivr serve` prints (`grpc://ADDR ...`, `http://ADDR/metrics ...` and, with the phone
+//! gateway, `ivr: phones call sip:1111@ADDR (udp, tcp)`); its stderr (the log, warnings and
+//! up) goes to `server.log` in the data directory, and [`Server::log`] returns it for failure
+//! messages.
+//!
+//! The gateway listens on `--sip 127.0.0.1:PORT`, a port free for both UDP and TCP when the
+//! server starts ([`free_port`]). A binary whose `serve` has no `--sip` option is started
+//! without one, and [`Server::sip_addr`] then fails the test that needs it.
 //!
 //! Every wait here is bounded: a server that does not come up within [`STARTUP`] fails the
 //! test with its log instead of hanging it.
@@ -24,10 +29,10 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +46,7 @@ pub struct Server {
     child: Child,
     grpc: SocketAddr,
     http: SocketAddr,
+    sip: Option<SocketAddr>,
     log: PathBuf,
     // Dropped after the process is killed (fields drop in order, after `Drop::drop`).
     data: tempfile::TempDir,
@@ -61,10 +67,21 @@ pub fn start_server_in(data: tempfile::TempDir) -> Server {
     let log = data.path().join("server.log");
     let stderr =
         File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ivr"))
-        .arg("--data")
-        .arg(data.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ivr"));
+    command.arg("--data").arg(data.path()).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    let with_sip = serves_sip();
+    if with_sip {
+        command
+            .arg("--sip")
+            .arg(format!("127.0.0.1:{}", free_port()));
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -92,6 +109,7 @@ pub fn start_server_in(data: tempfile::TempDir) -> Server {
 
     let mut grpc = None;
     let mut http = None;
+    let mut sip = None;
     let mut seen = Vec::new();
     let fail = |child: &mut Child, why: String, seen: &[String]| -> ! {
         let _ = child.kill();
@@ -102,11 +120,12 @@ pub fn start_server_in(data: tempfile::TempDir) -> Server {
             seen.join("\n")
         );
     };
-    while grpc.is_none() || http.is_none() {
+    while grpc.is_none() || http.is_none() || (with_sip && sip.is_none()) {
         match rx.recv_timeout(STARTUP) {
             Ok(line) => {
                 grpc = grpc.or_else(|| address_after(&line, "grpc://"));
                 http = http.or_else(|| address_after(&line, "http://"));
+                sip = sip.or_else(|| sip_address(&line));
                 seen.push(line);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => fail(
@@ -127,11 +146,67 @@ pub fn start_server_in(data: tempfile::TempDir) -> Server {
         child,
         grpc,
         http,
+        sip,
         log,
         data,
     }
 }
 
+/// Whether this build's `ivr serve` has the phone gateway (a `--sip` option); asked once.
+fn serves_sip() -> bool {
+    static SERVES_SIP: OnceLock<bool> = OnceLock::new();
+    *SERVES_SIP.get_or_init(|| {
+        Command::new(env!("CARGO_BIN_EXE_ivr"))
+            .args(["serve", "--help"])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).contains("--sip"))
+            .unwrap_or(false)
+    })
+}
+
+/// A port of 127.0.0.1 free for both UDP and TCP right now (the gateway takes both).
+///
+/// Another process may take it before the caller binds it; the chance is small on a test
+/// machine, and a server that cannot bind fails the test with its log.
+pub fn free_port() -> u16 {
+    for _ in 0..64 {
+        let Ok(udp) = UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(port) = udp.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port of 127.0.0.1 is free for both UDP and TCP");
+}
+
+/// A UDP port of 127.0.0.1 free right now, and the one above it (RTP and RTCP, or SIPp's
+/// media and video-echo ports).
+pub fn free_udp_pair() -> u16 {
+    for _ in 0..64 {
+        let Ok(udp) = UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(port) = udp.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        if port < u16::MAX - 2 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no pair of UDP ports of 127.0.0.1 is free");
+}
+
+/// The gateway's address in `ivr: phones call sip:1111@127.0.0.1:5060 (udp, tcp)`.
+fn sip_address(line: &str) -> Option<SocketAddr> {
+    let uri = &line[line.find("sip:")? + "sip:".len()..];
+    let host = uri.split_whitespace().next()?;
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    host.trim_end_matches([',', '.', ';']).parse().ok()
+}
 /// The socket address right after `scheme` in a line such as
 /// `ivr: metrics on http://127.0.0.1:8080/metrics, ...`.
 fn address_after(line: &str, scheme: &str) -> Option<SocketAddr> {
@@ -156,6 +231,15 @@ impl Server {
     /// The HTTP listening address (`/metrics`, `/healthz`).
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// The phone gateway's address (UDP and TCP), `127.0.0.1:PORT`.
+    ///
+    /// Panics when this build's `ivr serve` has no SIP gateway.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip.unwrap_or_else(|| {
+            panic!("this ivr serve has no SIP gateway (no --sip option in `ivr serve --help`)")
+        })
     }
 
     /// The server's data directory (cases, profiles, recordings, the voice cache).
