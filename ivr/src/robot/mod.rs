@@ -2,7 +2,10 @@
 //! [`Script`] and checks what it hears. It is the demo, the end-to-end test driver and an
 //! operations probe.
 //!
-//! The robot plays the media gateway's part of the contract (`proto/ivr/v1/media.proto`):
+//! The robot calls a `MediaGateway` over gRPC (`grpc://HOST:PORT`) or a phone number over SIP
+//! (`sip:USER@HOST[:PORT]`, see [`sip`]: the SIP leg turns the line into the same messages,
+//! prompts being what Whisper hears in the assistant's speech). Either way the robot plays
+//! the media gateway's part of the contract (`proto/ivr/v1/media.proto`):
 //!
 //! - it opens the stream with `CallStart` (random call id, channel OTHER) and then sends one
 //!   20 ms PCM16 `Audio` frame every 20 ms for the whole call, silence when the script says
@@ -26,7 +29,8 @@
 //!   last frame is sent (audio is prepared before dialling, see [`prepare()`]).
 //! - `wait-prompt` passes when the assistant has spoken since the caller's last
 //!   `say`/`play`/`key` (or since the call began), all its audio has played, and for
-//!   [`QUIET`] (300 ms) nothing more has played or arrived.
+//!   [`CallOptions::quiet`] ([`QUIET`], 300 ms, over gRPC; [`sip::QUIET`], 1 s, over SIP)
+//!   nothing more has played or arrived.
 //! - `expect REGEX` matches against the texts of the `Event.prompt`s received since the
 //!   previous `expect`, joined with spaces. With an audio check (a transcriber given, prompts
 //!   not Mongolian), once those prompts have played out their received audio is transcribed
@@ -420,7 +424,7 @@ fn random_call_id() -> String {
 /// Options of `ivr call`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CallArgs {
-    /// Where to call: grpc://HOST:PORT, or sip:USER@HOST[:PORT] (over UDP, at 8000 Hz).
+    /// Where to call: `grpc://HOST:PORT`, or `sip:USER@HOST[:PORT]` (over UDP, at 8000 Hz).
     pub target: String,
     /// The script to run.
     #[arg(long)]

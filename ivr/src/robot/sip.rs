@@ -1,7 +1,5 @@
 //! The robot's SIP leg: `ivr call sip:USER@HOST[:PORT]` calls like a phone, over SIP/UDP and
-//! RTP, and turns the line into the `Up`/`Down` messages the robot's [`Caller`] speaks.
-//!
-//! [`Caller`]: super::caller::Caller
+//! RTP, and turns the line into the `Up`/`Down` messages the robot's caller core speaks.
 //!
 //! The pieces are the sans-IO cores of [`crate::sip`] and [`crate::rtp`]; this module is their
 //! tokio driver for one outgoing call:
@@ -17,8 +15,9 @@
 //!   to the sender; a phone mutes); `Hangup` (or the up stream's end) sends BYE and waits up
 //!   to [`BYE_WAIT`] for its response; `PlayoutMark` has no meaning on a phone line and is
 //!   dropped.
-//! - Down, far end to caller: RTP of the negotiated codec goes through the jitter buffer and
-//!   comes out as one 20 ms frame per tick. A [`Segmenter`] cuts the frames into the
+//! - Down, far end to caller: RTP of the negotiated codec is decoded into a buffer (arrival
+//!   order, at most 200 ms) that gives one 20 ms frame per tick, silence where nothing came.
+//!   A segmenter cuts the frames into the
 //!   assistant's utterances by energy: a segment starts on a voiced frame and ends after
 //!   [`SEGMENT_END`] of unvoiced frames. A segment's frames go down as `Audio{mark}` (mark =
 //!   the segment's number, from 1) and the silence between segments is not sent, so that the
@@ -30,8 +29,12 @@
 //! - REFER from the far end (RFC 3515) becomes `Transfer{target: Refer-To}`; BYE becomes
 //!   `Hangup`. Both go down after the transcripts of the audio heard before them.
 //!
-//! Deviations: UDP only (no TCP, no TLS: `sips:` is refused); no re-INVITE of our own; the
-//! robot does not answer RTCP; incoming DTMF is ignored.
+//! Deviations: UDP only (no TCP, no TLS: `sips:` is refused); no re-INVITE of our own (the
+//! far end's are answered); no RTCP; incoming DTMF is ignored; no reordering of RTP (the
+//! robot calls over loopback or a LAN). The user agent core does not take transfers of our
+//! side: it answers a REFER with 403 (not 202 and NOTIFY), and the leg reads the REFER's
+//! `Refer-To` on its way into the core. A far end that falls back to another way of
+//! transferring when REFER is refused is still reported as transferring.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
