@@ -13,7 +13,10 @@ use ivr_proto::v1::case_service_client::CaseServiceClient;
 use ivr_proto::v1::{CaseType, ListCasesRequest};
 
 /// The example script that files a complaint by voice over SIP.
-const COMPLAINT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/complaint_sip.call");
+const COMPLAINT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/complaint_sip.call"
+);
 
 fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
