@@ -442,7 +442,7 @@ impl Baresip {
             "poll_method\t\tepoll\n\
              sip_listen\t\t127.0.0.1:{sip_port}\n\
              sip_transports\t\tudp\n\
-             net_interface\t\tlo\n\
+             net_interface\t\t127.0.0.1\n\
              audio_source\t\taufile,{source}\n\
              module_path\t\t/usr/lib/baresip/modules\n\
              module\t\t\tg711.so\n\

@@ -938,7 +938,7 @@ pub fn answer(
             ptime_ms: PTIME_MS,
             direction,
         };
-        lines.push(our_media(local.port(), &negotiated));
+        lines.push(our_media(local.port(), &media.proto, &negotiated));
         chosen = Some(negotiated);
     }
     let Some(negotiated) = chosen else {
@@ -959,7 +959,7 @@ pub fn answer(
 /// Our offer for a call out: PCMU, PCMA and `telephone-event/8000` (events 0-16) on
 /// `local`, 20 ms packets, sendrecv.
 pub fn offer(local: SocketAddr, session: &mut SessionVersion) -> String {
-    let mut media = audio_line(local.port(), vec![0, 8, OFFER_DTMF_PT]);
+    let mut media = audio_line(local.port(), "RTP/AVP", vec![0, 8, OFFER_DTMF_PT]);
     media.attributes = vec![
         rtpmap(0, Codec::Pcmu.name()),
         rtpmap(8, Codec::Pcma.name()),
@@ -1025,12 +1025,12 @@ fn description(
     }
 }
 
-fn audio_line(port: u16, pts: Vec<u8>) -> MediaDescription {
+fn audio_line(port: u16, proto: &str, pts: Vec<u8>) -> MediaDescription {
     MediaDescription {
         media: "audio".into(),
         port,
         port_count: None,
-        proto: "RTP/AVP".into(),
+        proto: proto.to_string(),
         formats: pts.iter().map(u8::to_string).collect(),
         information: None,
         connections: Vec::new(),
@@ -1044,7 +1044,8 @@ fn rtpmap(pt: u8, name: &str) -> Attribute {
     Attribute::new("rtpmap", Some(format!("{pt} {name}/8000")))
 }
 
-fn our_media(port: u16, n: &Negotiated) -> MediaDescription {
+/// Our accepted stream, with the offer's transport protocol (RFC 3264 §6.1).
+fn our_media(port: u16, proto: &str, n: &Negotiated) -> MediaDescription {
     let mut pts = vec![n.codec_pt];
     let mut attributes = vec![rtpmap(n.codec_pt, n.codec.name())];
     if let Some(dtmf) = n.dtmf_pt {
@@ -1054,7 +1055,7 @@ fn our_media(port: u16, n: &Negotiated) -> MediaDescription {
     }
     attributes.push(Attribute::new("ptime", Some(n.ptime_ms.to_string())));
     attributes.push(Attribute::new(n.direction.as_str(), None));
-    let mut media = audio_line(port, pts);
+    let mut media = audio_line(port, proto, pts);
     media.attributes = attributes;
     media
 }

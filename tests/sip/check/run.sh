@@ -110,7 +110,7 @@ cat >bs/config <<EOF
 poll_method		epoll
 sip_listen		127.0.0.1:15070
 sip_transports		udp
-net_interface		lo
+net_interface		127.0.0.1
 audio_source		aufile,$work/caller.wav
 module_path		/usr/lib/baresip/modules
 module			g711.so
@@ -135,6 +135,8 @@ for _ in range(50):
         break
     except OSError:
         time.sleep(0.1)
+else:
+    raise SystemExit("baresip's ctrl_tcp did not open (see baresip.out)")
 s.settimeout(0.2)
 buf = b""
 def send(cmd, params=""):
@@ -164,3 +166,4 @@ send("quit"); pump(1)
 EOF
 wait "${pids[-3]}"
 cat sink.out
+grep -E "Call established|terminated|error" baresip.out || true

@@ -226,6 +226,12 @@ fn answer_takes_a_dynamic_pcmu_at_the_peers_payload_type() {
 }
 
 #[test]
+fn answer_keeps_the_offered_rtp_profile() {
+    let (_, sd) = answer_ok(&offer_with("m=audio 40000 RTP/AVPF 0\r\n"));
+    assert_eq!(sd.media[0].proto, "RTP/AVPF");
+}
+
+#[test]
 fn answer_ignores_static_types_remapped_to_other_codecs() {
     let offer = offer_with("m=audio 40000 RTP/AVP 0 8\r\na=rtpmap:0 G729/8000\r\n");
     assert_eq!(answer_ok(&offer).0.codec, Codec::Pcma);

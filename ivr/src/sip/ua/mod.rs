@@ -26,18 +26,20 @@
 //! exactly one terminal event, [`UaEvent::Cancelled`] or [`UaEvent::Ended`], including when the
 //! driver ends it itself ([`Ua::hangup`] → `Ended(LocalBye)`, [`Ua::reject`] →
 //! `Ended(Failed(status))`). After it, the call's handle is dead; the core may keep the dialog
-//! a little longer to finish a BYE or CANCEL, then forgets it.
+//! a little longer to finish a BYE or CANCEL, then forgets it. The core sets no ring
+//! timeout: the driver must answer, reject or hang up every `Incoming` call, and hang up
+//! outbound calls that ring too long. Memory is then bounded by the calls the driver admits.
 //!
 //! # What it implements
 //!
 //! RFC 3261 §8.2 (request checks: 405, 501, 416, 483, 420, 415, 482), §12 (dialogs: route
-//! set, remote target, CSeq; 481 and 500), §13 (INVITE both ways, ACK for 2xx, 2xx
-//! retransmissions re-ACKed by the transaction layer, forked 2xx ACKed and ended with BYE), §14 (re-INVITE; 500 with
-//! Retry-After while one is pending, 491 while our INVITE is), §15 (BYE, also on early
-//! dialogs), §9 (CANCEL both ways; CANCEL only after a provisional response, given up 64·T1
-//! later), §11 (OPTIONS); RFC 3515 REFER with its implicit subscription (NOTIFY with
-//! `message/sipfrag`); RFC 6086 legacy INFO carrying `application/dtmf-relay` or
-//! `application/dtmf`.
+//! set, remote target, CSeq; 481 and 500), §13 (INVITE both ways, ACK for 2xx; the
+//! transaction layer re-ACKs retransmitted 2xx, a 2xx from another fork is ACKed and ended
+//! with BYE), §14 (re-INVITE; 500 with Retry-After while one is pending, 491 while our
+//! INVITE is), §15 (BYE, also on early dialogs), §9 (CANCEL both ways; ours only after a
+//! provisional response, and given up 64·T1 later), §11 (OPTIONS); RFC 3515 REFER with its
+//! implicit subscription (NOTIFY with `message/sipfrag`); RFC 6086 legacy INFO carrying
+//! `application/dtmf-relay` or `application/dtmf`.
 //!
 //! Deviations, all deliberate:
 //! - In-dialog requests go to the address the dialog was made with (the source of the
@@ -45,8 +47,8 @@
 //!   target: symmetric signalling works behind NAT and needs no DNS in the core. The
 //!   Request-URI and Route headers still follow §12.2.1.1 (strict routers included).
 //! - No extension is supported (no 100rel, session timers or Replaces), so every `Require`
-//!   is refused with 420 and no `Supported` header is sent. REFER and NOTIFY are sent and
-//!   answered only as the transferor; a REFER from the far end is refused with 403.
+//!   is refused with 420 and no `Supported` header is sent. We only transfer others (send
+//!   REFER, answer its NOTIFYs); a REFER from the far end is refused with 403.
 //! - Redirects (3xx) to our INVITEs and 401/407 challenges to our requests are not followed:
 //!   they end the call as `Failed(status)` (or fail the transfer).
 //! - Target refresh happens when a re-INVITE is answered with 2xx (§12.2.2), not on failure.
@@ -113,7 +115,9 @@ pub enum EndReason {
     /// [`Ua::reject`] for theirs, or received for an in-dialog request (481, 408) that
     /// ended the dialog.
     Failed(u16),
-    /// The transport could not reach the far end.
+    /// The transport could not reach the far end. Not produced by the core itself (the
+    /// transaction layer reports no transport errors); kept for drivers that map a lost TCP
+    /// connection onto the calls it carried.
     TransportError,
 }
 
@@ -259,19 +263,7 @@ impl Ua {
 
     /// Sends 180 Ringing for an incoming call.
     pub fn ring(&mut self, now: Instant, call: CallRef) -> Result<(), UaError> {
-        let c = self.live(call)?;
-        let Phase::Offered { tx, invite } = &c.phase else {
-            return Err(UaError::WrongState {
-                call,
-                action: "ring",
-            });
-        };
-        let (tx, invite, tag, transport) = (
-            *tx,
-            invite.clone(),
-            c.dialog.local_tag.clone(),
-            c.dialog.transport,
-        );
+        let (tx, invite, tag, transport) = self.offered(call, "ring")?;
         let mut response = self.response(&invite, 180, Some(&tag), &[]);
         response.headers.push("Contact", self.contact(transport));
         self.tx.respond(now, tx, response);
@@ -282,19 +274,7 @@ impl Ua {
     /// Answers an incoming call with 200 OK carrying `sdp` (our answer, or our offer when the
     /// INVITE had none). [`UaEvent::Established`] follows once the ACK arrives.
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Vec<u8>) -> Result<(), UaError> {
-        let c = self.live(call)?;
-        let Phase::Offered { tx, invite } = &c.phase else {
-            return Err(UaError::WrongState {
-                call,
-                action: "answer",
-            });
-        };
-        let (tx, invite, tag, transport) = (
-            *tx,
-            invite.clone(),
-            c.dialog.local_tag.clone(),
-            c.dialog.transport,
-        );
+        let (tx, invite, tag, transport) = self.offered(call, "answer")?;
         let seq = invite.cseq().map(|cseq| cseq.seq).unwrap_or_default();
         let response = self.answer_response(&invite, &tag, transport, sdp);
         self.tx.respond(now, tx, response);
@@ -317,14 +297,7 @@ impl Ua {
         if !(300..=699).contains(&status) {
             return Err(UaError::BadStatus(status));
         }
-        let c = self.live(call)?;
-        let Phase::Offered { tx, invite } = &c.phase else {
-            return Err(UaError::WrongState {
-                call,
-                action: "reject",
-            });
-        };
-        let (tx, invite, tag) = (*tx, invite.clone(), c.dialog.local_tag.clone());
+        let (tx, invite, tag, _) = self.offered(call, "reject")?;
         let response = self.response(&invite, status, Some(&tag), headers);
         self.tx.respond(now, tx, response);
         self.end(call, EndReason::Failed(status));
@@ -706,6 +679,25 @@ impl Ua {
         }
     }
 
+    /// The unanswered INVITE of a live incoming call: its transaction, the request, our tag
+    /// and the transport.
+    fn offered(
+        &self,
+        call: CallRef,
+        action: &'static str,
+    ) -> Result<(ServerTxId, Request, String, Transport), UaError> {
+        let c = self.live(call)?;
+        match &c.phase {
+            Phase::Offered { tx, invite } => Ok((
+                *tx,
+                invite.clone(),
+                c.dialog.local_tag.clone(),
+                c.dialog.transport,
+            )),
+            _ => Err(UaError::WrongState { call, action }),
+        }
+    }
+
     fn live(&self, call: CallRef) -> Result<&Call, UaError> {
         match self.calls.get(&call) {
             Some(c) if !c.ended => Ok(c),
@@ -833,10 +825,11 @@ impl Ua {
         let Ok(seq) = request.cseq().map(|cseq| cseq.seq) else {
             return self.reply(now, id, &request, 400, &[]);
         };
-        // 8.2.2.2: the same request reaching us twice by different paths.
+        // 8.2.2.2: the same request reaching us twice by different paths (another branch,
+        // so the transaction layer took it for a new one) while the first is still pending.
         let merged = self.calls.values().any(|c| {
-            matches!(&c.phase, Phase::Offered { invite, .. } if invite.call_id().ok() == Some(call_id.as_str())
-                && invite.cseq().is_ok_and(|cseq| cseq.seq == seq))
+            matches!(c.phase, Phase::Offered { .. })
+                && c.dialog.call_id == call_id
                 && c.dialog.remote.tag() == from.tag()
         });
         if merged {

@@ -1279,3 +1279,86 @@ fn reinvite_in_the_early_dialog_of_our_invite_gets_491() {
     assert_eq!(sim.statuses(), vec![491]);
     assert!(sim.events().is_empty());
 }
+
+#[test]
+fn a_second_fork_answering_our_invite_is_acked_and_sent_bye() {
+    let mut sim = Sim::new();
+    let (call, invite) = call_out(&mut sim);
+    sim.deliver(&answer_to(&invite, 200, "callee", CALLEE_2XX, ANSWER));
+    assert_eq!(
+        sim.events(),
+        vec![UaEvent::Answered {
+            call,
+            answer: Some(ANSWER.into())
+        }]
+    );
+    sim.sent();
+    sim.deliver(&answer_to(&invite, 200, "otherfork", CALLEE_2XX, ANSWER));
+    let requests = sim.requests();
+    let summary: Vec<(Method, Option<String>)> = requests
+        .iter()
+        .map(|r| {
+            let tag = r.to().expect("To").tag().map(str::to_owned);
+            (r.method.clone(), tag)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Method::Ack, Some("otherfork".into())),
+            (Method::Bye, Some("otherfork".into()))
+        ]
+    );
+    assert!(sim.events().is_empty(), "the first answer keeps the call");
+    assert_eq!(sim.ua.calls(), 1);
+}
+
+#[test]
+fn unacknowledged_answer_to_a_reinvite_ends_the_call() {
+    let mut sim = Sim::new();
+    let mut caller = Caller::new("reack@192.0.2.7");
+    let call = sim.established(&mut caller);
+    sim.deliver(&caller.reinvite(OFFER));
+    sim.events();
+    sim.ua
+        .answer_reoffer(sim.now, call, ANSWER.into())
+        .expect("answer re-offer");
+    sim.sent();
+    sim.advance(Duration::from_secs(33));
+    assert_eq!(
+        sim.events(),
+        vec![UaEvent::Ended {
+            call,
+            reason: EndReason::NoAck
+        }]
+    );
+    assert!(sim.requests().iter().any(|r| r.method == Method::Bye));
+}
+
+#[test]
+fn calls_over_tcp_advertise_a_tcp_contact() {
+    let mut sim = Sim::new();
+    let mut caller = Caller::new("tcp@192.0.2.7");
+    let message = parse(caller.invite(OFFER).as_bytes()).expect("INVITE parses");
+    sim.ua.receive(sim.now, message, peer(), Transport::Tcp);
+    let events = sim.events();
+    let [UaEvent::Incoming {
+        call, transport, ..
+    }] = events.as_slice()
+    else {
+        panic!("expected Incoming, got {events:?}");
+    };
+    assert_eq!(*transport, Transport::Tcp);
+    sim.ua
+        .answer(sim.now, *call, ANSWER.into())
+        .expect("answer");
+    let transmits: Vec<Transmit> = std::iter::from_fn(|| sim.ua.poll_transmit()).collect();
+    let Some(Message::Response(ok)) = transmits.first().map(|t| &t.message) else {
+        panic!("expected the 200, got {transmits:?}");
+    };
+    assert_eq!(transmits[0].transport, Transport::Tcp);
+    assert_eq!(
+        header(ok, "Contact"),
+        "<sip:hotline@192.0.2.10:5060;transport=tcp>"
+    );
+}
