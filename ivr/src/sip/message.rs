@@ -16,7 +16,8 @@
 //! continuation lines, joined with one space), several lines of one header and comma lists,
 //! empty lines before the start line (§7.5), bare LF line ends (leniency), UTF-8 in reason
 //! phrases and quoted strings, unknown methods and URI schemes. Octets after Content-Length
-//! are ignored; without Content-Length the body is the rest of the datagram (§18.3).
+//! are ignored; without Content-Length the body is the rest of the datagram (§18.3). The
+//! parsed message's Content-Length is normalised to the body length, as printing sets it.
 //!
 //! Limits (all inputs are peer data): [`MAX_MESSAGE`] octets per message, [`MAX_HEADERS`]
 //! header fields, [`MAX_HEADER_LEN`] octets per (unfolded) field. Parsing is linear in the
@@ -35,7 +36,7 @@ use crate::sip::uri::{clip, Uri};
 pub const MAX_MESSAGE: usize = 65_535;
 /// Most header fields (after unfolding) in one message.
 pub const MAX_HEADERS: usize = 256;
-/// Longest header field (name, value and folding), in octets.
+/// Longest header field (canonical name plus unfolded, trimmed value), in octets.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
 
 /// Why a message could not be parsed, and so what the server answers (see [`ParseError::status`]).
@@ -732,7 +733,10 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
     }
     let mut lines = Lines { bytes, pos };
     let start = lines.next().ok_or_else(|| bad("no start line"))?;
-    let start = std::str::from_utf8(start).map_err(|_| bad("start line is not UTF-8"))?;
+    let start = std::str::from_utf8(start)
+        .ok()
+        .filter(|l| !l.chars().any(|c| c.is_control() && c != '\t'))
+        .ok_or_else(|| bad("start line with control or non-UTF-8 octets"))?;
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut folded_ok = false;
     loop {
@@ -752,12 +756,12 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
         };
         if line.starts_with([' ', '\t']) {
             match fields.last_mut() {
-                Some((_, value)) if folded_ok => {
+                Some((name, value)) if folded_ok => {
                     if !value.is_empty() {
                         value.push(' ');
                     }
                     value.push_str(line.trim());
-                    if value.len() > MAX_HEADER_LEN {
+                    if name.len() + value.len() > MAX_HEADER_LEN {
                         return Err(ParseError::TooLarge);
                     }
                 }
@@ -780,10 +784,12 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
             }
             return Err(bad(format!("bad header name {:?}", clip(name))));
         }
-        if fields.len() == MAX_HEADERS || line.len() > MAX_HEADER_LEN {
+        let (name, value) = (canonical(name), value.trim());
+        // Measured as printed (canonical name and value), so a printed message reparses.
+        if fields.len() == MAX_HEADERS || name.len() + value.len() > MAX_HEADER_LEN {
             return Err(ParseError::TooLarge);
         }
-        fields.push((canonical(name).to_owned(), value.trim().to_owned()));
+        fields.push((name.to_owned(), value.to_owned()));
         folded_ok = true;
     }
     Ok(Head {
@@ -887,6 +893,7 @@ pub fn parse(datagram: &[u8]) -> Result<Message, ParseError> {
     headers.call_id()?;
     let cseq = headers.cseq()?;
 
+    let mut headers = headers;
     let rest = &datagram[head.body_at..];
     let body = match headers.count("Content-Length") {
         0 => rest.to_vec(),
@@ -898,6 +905,8 @@ pub fn parse(datagram: &[u8]) -> Result<Message, ParseError> {
         }
         _ => return Err(bad("more than one Content-Length")),
     };
+    // The parsed message states its body length as printing will (`0004` → `4`, absent → added).
+    headers.set("Content-Length", body.len().to_string());
 
     Ok(match start {
         StartLine::Request(method, uri) => {
@@ -1245,6 +1254,35 @@ mod tests {
             Err(ParseError::TooLarge)
         );
         assert_eq!(frame(b"INVITE sip:x SIP/2.0\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn single_byte_mutations_never_panic_and_printed_messages_reparse_equal() {
+        let base = format!("{INVITE}\r\nextra");
+        let mut accepted = 0;
+        for i in 0..base.len() {
+            for b in [
+                b' ', b'\t', b'\r', b'\n', b',', b';', b'"', b'\\', b'<', b'>', b':', b'%', b'?',
+                0, 0xff,
+            ] {
+                let mut bytes = base.as_bytes().to_vec();
+                bytes[i] = b;
+                match parse(&bytes) {
+                    Ok(m) => {
+                        accepted += 1;
+                        assert_eq!(parse(&m.to_bytes()).as_ref(), Ok(&m), "mutation {i}={b}");
+                    }
+                    Err(e) => {
+                        let _ = error_response(&bytes, &e).map(|r| r.to_bytes());
+                    }
+                }
+                let _ = frame(&bytes);
+            }
+        }
+        assert!(
+            accepted > 100,
+            "most mutations of values stay valid: {accepted}"
+        );
     }
 
     #[test]
