@@ -15,9 +15,8 @@
 //!   to the sender; a phone mutes); `Hangup` (or the up stream's end) sends BYE and waits up
 //!   to [`BYE_WAIT`] for its response; `PlayoutMark` has no meaning on a phone line and is
 //!   dropped.
-//! - Down, far end to caller: RTP of the negotiated codec is decoded into a buffer (arrival
-//!   order, at most 200 ms) that gives one 20 ms frame per tick, silence where nothing came.
-//!   A segmenter cuts the frames into the
+//! - Down, far end to caller: RTP of the negotiated codec goes through the jitter buffer
+//!   ([`crate::rtp::jitter`]) and comes out as one 20 ms frame per tick. A segmenter cuts the frames into the
 //!   assistant's utterances by energy: a segment starts on a voiced frame and ends after
 //!   [`SEGMENT_END`] of unvoiced frames. A segment's frames go down as `Audio{mark}` (mark =
 //!   the segment's number, from 1) and the silence between segments is not sent, so that the
@@ -30,13 +29,11 @@
 //!   `Hangup`. Both go down after the transcripts of the audio heard before them.
 //!
 //! Deviations: UDP only (no TCP, no TLS: `sips:` is refused); no re-INVITE of our own (the
-//! far end's are answered); no RTCP; incoming DTMF is ignored; no reordering of RTP (the
-//! robot calls over loopback or a LAN). The user agent core does not take transfers of our
+//! far end's are answered); no RTCP; incoming DTMF is ignored. The user agent core does not take transfers of our
 //! side: it answers a REFER with 403 (not 202 and NOTIFY), and the leg reads the REFER's
 //! `Refer-To` on its way into the core. A far end that falls back to another way of
 //! transferring when REFER is refused is still reported as transferring.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -54,6 +51,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{CallOptions, DownStream, OpenError};
 use crate::rtp::dtmf::{DtmfKey, DtmfSender};
+use crate::rtp::jitter::JitterBuffer;
 use crate::rtp::packet::RtpPacket;
 use crate::rtp::rtcp::is_rtcp;
 use crate::rtp::session::RtpSender;
@@ -428,14 +426,11 @@ struct Media {
     law: Law,
     sender: RtpSender,
     dtmf: DtmfSender,
-    /// Far-end audio received and not yet taken by a tick (bounded by [`MAX_BUFFERED`]).
-    buffered: VecDeque<i16>,
+    /// Far-end audio on its way to the ticks.
+    jitter: JitterBuffer,
     /// The SSRC of the far end's stream, latched on its first packet.
     far_ssrc: Option<Ssrc>,
 }
-
-/// The most far-end audio held between ticks; beyond it the oldest is dropped.
-const MAX_BUFFERED: usize = 10 * FRAME_LEN;
 
 impl Media {
     fn new(rng: &mut StdRng, negotiated: Negotiated) -> Self {
@@ -443,7 +438,7 @@ impl Media {
             law: law(negotiated.codec),
             sender: RtpSender::new(rng, negotiated.codec_pt),
             dtmf: DtmfSender::new(),
-            buffered: VecDeque::new(),
+            jitter: JitterBuffer::new(),
             far_ssrc: None,
             negotiated,
         }
@@ -501,9 +496,9 @@ impl Media {
         out
     }
 
-    /// Takes one RTP datagram from the far end: audio of the negotiated codec is buffered,
-    /// anything else (RTCP, telephone-events, other streams) is dropped.
-    fn handle_rtp(&mut self, datagram: &[u8]) {
+    /// Takes one RTP datagram from the far end: audio of the negotiated codec goes into the
+    /// jitter buffer, anything else (RTCP, telephone-events) is dropped.
+    fn handle_rtp(&mut self, now: Instant, datagram: &[u8]) {
         if is_rtcp(datagram) {
             return;
         }
@@ -516,19 +511,25 @@ impl Media {
         if *self.far_ssrc.get_or_insert(packet.ssrc) != packet.ssrc {
             // A new stream (the far end restarted its sender): follow it.
             self.far_ssrc = Some(packet.ssrc);
+            self.jitter.reset();
         }
-        self.buffered
-            .extend(packet.payload.iter().map(|&c| self.law.decode_sample(c)));
-        let excess = self.buffered.len().saturating_sub(MAX_BUFFERED);
-        self.buffered.drain(..excess);
+        let samples = packet
+            .payload
+            .iter()
+            .map(|&c| self.law.decode_sample(c))
+            .collect();
+        self.jitter.push(
+            now,
+            packet.sequence,
+            packet.timestamp,
+            packet.marker,
+            samples,
+        );
     }
 
-    /// The next 20 ms of far-end audio (silence where none arrived).
-    fn frame(&mut self) -> Vec<i16> {
-        let n = FRAME_LEN.min(self.buffered.len());
-        let mut frame: Vec<i16> = self.buffered.drain(..n).collect();
-        frame.resize(FRAME_LEN, 0);
-        frame
+    /// The next 20 ms of far-end audio (concealment or silence where none arrived).
+    fn frame(&mut self, now: Instant) -> Vec<i16> {
+        self.jitter.pop(now).into_samples()
     }
 }
 
@@ -617,7 +618,7 @@ impl Call {
                 got = self.leg.sockets.rtp.recv_from(&mut rtp_buf) => {
                     if let Ok((n, _)) = got {
                         if let Some(datagram) = rtp_buf.get(..n) {
-                            self.media.handle_rtp(datagram);
+                            self.media.handle_rtp(Instant::now(), datagram);
                         }
                     }
                 }
@@ -664,7 +665,7 @@ impl Call {
     /// Every 20 ms: the due telephone-event packets out, one frame of far-end audio in.
     async fn handle_tick(&mut self) {
         self.send_keys().await;
-        let frame = self.media.frame();
+        let frame = self.media.frame(Instant::now());
         if self.jobs.is_none() {
             return;
         }
@@ -735,7 +736,7 @@ impl Call {
         if n.codec_pt != self.media.negotiated.codec_pt {
             self.media.sender.set_payload_type(n.codec_pt);
             self.media.law = law(n.codec);
-            self.media.buffered.clear();
+            self.media.jitter.reset();
         }
         self.media.negotiated = n;
     }
