@@ -23,7 +23,8 @@ use super::report::{
     CallReport, Failure, PromptRecord, Recording, TimelineEntry, TimelineEvent, TurnLatency,
 };
 
-/// `wait-prompt` passes once no audio has arrived for this long and all of it has played.
+/// `wait-prompt` passes once no audio has arrived for this long and all of it has played
+/// (the default over gRPC, where prompts arrive faster than they play).
 pub const QUIET: Duration = Duration::from_millis(300);
 /// The largest word error rate of Whisper's transcript of a prompt's audio against the
 /// prompt's text (after `normalize_words`) for the audio to count as saying the text. Flite
@@ -52,6 +53,8 @@ pub(crate) struct CallerConfig {
     /// Check matched prompts' audio with a transcriber.
     pub audio_check: bool,
     pub record: bool,
+    /// How long the line must be quiet for `wait-prompt` to pass.
+    pub quiet: Duration,
 }
 
 #[derive(Debug)]
@@ -518,8 +521,9 @@ impl<'a> Caller<'a> {
                 if self.ended.is_some() || self.stream_closed {
                     return Progress::Done;
                 }
+                let quiet = self.config.quiet;
                 let quiet_since = |t: Option<Instant>| {
-                    t.is_some_and(|t| now.saturating_duration_since(t) >= QUIET)
+                    t.is_some_and(|t| now.saturating_duration_since(t) >= quiet)
                 };
                 if self.spoke_since_action
                     && quiet_since(self.last_audio_at)

@@ -2,7 +2,10 @@
 //! [`Script`] and checks what it hears. It is the demo, the end-to-end test driver and an
 //! operations probe.
 //!
-//! The robot plays the media gateway's part of the contract (`proto/ivr/v1/media.proto`):
+//! The robot calls a `MediaGateway` over gRPC (`grpc://HOST:PORT`) or a phone number over SIP
+//! (`sip:USER@HOST[:PORT]`, see [`sip`]: the SIP leg turns the line into the same messages,
+//! prompts being what Whisper hears in the assistant's speech). Either way the robot plays
+//! the media gateway's part of the contract (`proto/ivr/v1/media.proto`):
 //!
 //! - it opens the stream with `CallStart` (random call id, channel OTHER) and then sends one
 //!   20 ms PCM16 `Audio` frame every 20 ms for the whole call, silence when the script says
@@ -26,7 +29,8 @@
 //!   last frame is sent (audio is prepared before dialling, see [`prepare()`]).
 //! - `wait-prompt` passes when the assistant has spoken since the caller's last
 //!   `say`/`play`/`key` (or since the call began), all its audio has played, and for
-//!   [`QUIET`] (300 ms) nothing more has played or arrived.
+//!   [`CallOptions::quiet`] ([`QUIET`], 300 ms, over gRPC; [`sip::QUIET`], 1 s, over SIP)
+//!   nothing more has played or arrived.
 //! - `expect REGEX` matches against the texts of the `Event.prompt`s received since the
 //!   previous `expect`, joined with spaces. With an audio check (a transcriber given, prompts
 //!   not Mongolian), once those prompts have played out their received audio is transcribed
@@ -52,9 +56,11 @@ mod caller;
 pub mod prepare;
 pub mod report;
 pub mod script;
+pub mod sip;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,10 +72,11 @@ use rand::{RngExt, SeedableRng};
 use speech::audio::resample::resample;
 use speech::models::ModelStore;
 use speech::stt::{SttLanguage, SttRequest, Transcriber, WhisperConfig};
-use speech::{Locale, SampleRate};
+use speech::{Locale, Pcm, SampleRate};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 
 use caller::{Caller, CallerConfig, Output};
 pub use caller::{MAX_AUDIO_WER, QUIET};
@@ -91,6 +98,14 @@ pub enum Target {
         /// `HOST:PORT`.
         authority: String,
     },
+    /// A SIP user agent reached over UDP, `sip:USER@HOST[:PORT]` (see [`sip`]).
+    Sip {
+        /// The Request-URI, as given.
+        uri: String,
+        /// Where the INVITE goes: the URI's `HOST:PORT` (port 5060 when the URI has none),
+        /// resolved when the call is placed.
+        dest: String,
+    },
 }
 
 impl std::str::FromStr for Target {
@@ -109,12 +124,20 @@ impl std::str::FromStr for Target {
             Ok(Target::Grpc {
                 authority: authority.to_owned(),
             })
-        } else if s.starts_with("sip:") || s.starts_with("sips:") {
+        } else if s.starts_with("sip:") {
+            let dest = sip::destination(s)?;
+            Ok(Target::Sip {
+                uri: s.to_owned(),
+                dest,
+            })
+        } else if s.starts_with("sips:") {
             Err(format!(
-                "{s}: not supported yet: SIP arrives with the SIP gateway (call grpc://HOST:PORT)"
+                "{s}: sips: (SIP over TLS) is not supported; call sip:"
             ))
         } else {
-            Err(format!("{s:?}: expected grpc://HOST:PORT"))
+            Err(format!(
+                "{s:?}: expected grpc://HOST:PORT or sip:USER@HOST[:PORT]"
+            ))
         }
     }
 }
@@ -123,6 +146,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Grpc { authority } => write!(f, "grpc://{authority}"),
+            Target::Sip { uri, .. } => f.write_str(uri),
         }
     }
 }
@@ -145,6 +169,9 @@ pub struct CallOptions {
     pub transcriber: Option<Arc<dyn Transcriber>>,
     /// Keep both directions of the call in [`CallReport::recording`].
     pub record: bool,
+    /// How long the line must stay quiet for `wait-prompt` to pass ([`QUIET`] over gRPC,
+    /// [`sip::QUIET`] over SIP, where the assistant's audio arrives in real time).
+    pub quiet: Duration,
 }
 
 impl fmt::Debug for CallOptions {
@@ -157,15 +184,21 @@ impl fmt::Debug for CallOptions {
             .field("timeout", &self.timeout)
             .field("audio_check", &self.transcriber.is_some())
             .field("record", &self.record)
+            .field("quiet", &self.quiet)
             .finish()
     }
 }
 
 impl CallOptions {
     /// A call to `target` from "99112233" to "1111", no language hint, [`DEFAULT_TIMEOUT`], no
-    /// audio check, no recording.
+    /// audio check, no recording, the target's quiet time.
     pub fn new(target: Target) -> Self {
+        let quiet = match target {
+            Target::Grpc { .. } => QUIET,
+            Target::Sip { .. } => sip::QUIET,
+        };
         CallOptions {
+            quiet,
             target,
             caller: "99112233".into(),
             called: "1111".into(),
@@ -177,8 +210,9 @@ impl CallOptions {
     }
 }
 
-/// Calls `options.target` and runs `script` (prepared for the call rate). Never fails as a
-/// function: every problem, connecting included, is the report's [`CallReport::failure`].
+/// Calls `options.target` and runs `script` (prepared for the call rate; 8000 Hz over SIP).
+/// Never fails as a function: every problem, connecting included, is the report's
+/// [`CallReport::failure`].
 pub async fn run_call(script: &PreparedScript, options: &CallOptions) -> CallReport {
     let call_id = random_call_id();
     let start = pb::CallStart {
@@ -194,78 +228,118 @@ pub async fn run_call(script: &PreparedScript, options: &CallOptions) -> CallRep
             .unwrap_or_default(),
         channel: pb::Channel::Other as i32,
     };
+    let over_sip = matches!(options.target, Target::Sip { .. });
     let config = CallerConfig {
         rate: script.rate,
         timeout: options.timeout,
-        audio_check: options.transcriber.is_some() && options.locale != Some(Locale::Mn),
+        // Over SIP the prompts' texts are transcripts of their audio: nothing to check.
+        audio_check: options.transcriber.is_some()
+            && options.locale != Some(Locale::Mn)
+            && !over_sip,
         record: options.record,
-    };
-    let connected = async {
-        let Target::Grpc { authority } = &options.target;
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(CONNECT_TIMEOUT);
-        let channel = endpoint.connect().await.map_err(|e| {
-            let mut msg = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                // hyper and tonic repeat their cause's text in their own.
-                let text = s.to_string();
-                if !msg.contains(&text) {
-                    msg = format!("{msg}: {text}");
-                }
-                source = s.source();
-            }
-            msg
-        })?;
-        Ok::<_, String>(MediaGatewayClient::new(channel))
+        quiet: options.quiet,
     };
     let now = Instant::now();
     let mut caller = Caller::new(&script.steps, config, start, now);
-    let mut client = match connected.await {
-        Ok(client) => client,
+    let (up_tx, up_rx) = mpsc::channel::<pb::Up>(1024);
+    let mut up_tx = Some(up_tx);
+    let (heard_tx, heard_rx) = mpsc::channel::<(u64, Result<String, String>)>(4);
+    // The CallStart is queued before the call is placed: the far end reads it first.
+    flush(&mut caller, &mut up_tx, &heard_tx, options).await;
+    let opened = match &options.target {
+        Target::Grpc { authority } => converse_grpc(authority, up_rx).await,
+        Target::Sip { uri, dest } if script.rate == SampleRate::HZ_8000 => {
+            sip::dial(uri, dest, up_rx, options).await
+        }
+        Target::Sip { .. } => Err(OpenError::Robot(format!(
+            "a SIP call carries 8000 Hz audio; the script was prepared at {} Hz",
+            script.rate.hz()
+        ))),
+    };
+    match opened {
+        Ok(downs) => drive(&mut caller, up_tx, heard_tx, heard_rx, downs, options).await,
+        Err(OpenError::Refused(why)) => caller.handle_stream_end(Instant::now(), Some(why)),
         Err(e) => {
             let mut report = caller.into_report(Instant::now());
-            report.failure = Some(Failure::Connect(format!("{}: {e}", options.target)));
+            report.failure = Some(match e {
+                OpenError::Connect(why) => Failure::Connect(format!("{}: {why}", options.target)),
+                OpenError::Robot(why) | OpenError::Refused(why) => Failure::Robot(why),
+            });
             return report;
         }
-    };
-    drive(&mut caller, &mut client, options).await;
+    }
     caller.into_report(Instant::now())
+}
+
+/// The assistant's side of a call: its messages, or why the call broke (one line).
+type DownStream = Pin<Box<dyn Stream<Item = Result<pb::Down, String>> + Send>>;
+
+/// Why a call could not be placed.
+#[derive(Debug)]
+enum OpenError {
+    /// The far end could not be reached.
+    Connect(String),
+    /// The far end was reached and refused the call (an error status, a SIP final response).
+    Refused(String),
+    /// The robot cannot place this call.
+    Robot(String),
+}
+
+/// Opens `MediaGateway.Converse` on `authority` with `ups` as the up stream.
+async fn converse_grpc(
+    authority: &str,
+    ups: mpsc::Receiver<pb::Up>,
+) -> Result<DownStream, OpenError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{authority}"))
+        .map_err(|e| OpenError::Connect(e.to_string()))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let channel = endpoint.connect().await.map_err(|e| {
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            // hyper and tonic repeat their cause's text in their own.
+            let text = s.to_string();
+            if !msg.contains(&text) {
+                msg = format!("{msg}: {text}");
+            }
+            source = s.source();
+        }
+        OpenError::Connect(msg)
+    })?;
+    let mut client = MediaGatewayClient::new(channel);
+    match client.converse(ReceiverStream::new(ups)).await {
+        Ok(response) => Ok(Box::pin(
+            response
+                .into_inner()
+                .map(|m| m.map_err(|status| status_line(&status))),
+        )),
+        Err(status) => Err(OpenError::Refused(status_line(&status))),
+    }
 }
 
 async fn drive(
     caller: &mut Caller<'_>,
-    client: &mut MediaGatewayClient<tonic::transport::Channel>,
+    mut up_tx: Option<mpsc::Sender<pb::Up>>,
+    heard_tx: mpsc::Sender<(u64, Result<String, String>)>,
+    mut heard_rx: mpsc::Receiver<(u64, Result<String, String>)>,
+    mut downs: DownStream,
     options: &CallOptions,
 ) {
-    let (up_tx, up_rx) = mpsc::channel::<pb::Up>(1024);
-    let mut up_tx = Some(up_tx);
-    let (heard_tx, mut heard_rx) = mpsc::channel::<(u64, Result<String, String>)>(4);
-    // The CallStart is queued before the call is placed: the server reads it first.
-    flush(caller, &mut up_tx, &heard_tx, options).await;
-    let mut downs = match client.converse(ReceiverStream::new(up_rx)).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => {
-            caller.handle_stream_end(Instant::now(), Some(status_line(&status)));
-            return;
-        }
-    };
     let mut ticks = tokio::time::interval(prepare::FRAME);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut downs_open = true;
     while !caller.is_finished() {
         tokio::select! {
             _ = ticks.tick() => caller.handle_tick(Instant::now()),
-            msg = downs.message(), if downs_open => match msg {
-                Ok(Some(down)) => caller.handle_down(Instant::now(), down),
-                Ok(None) => {
+            msg = downs.next(), if downs_open => match msg {
+                Some(Ok(down)) => caller.handle_down(Instant::now(), down),
+                None => {
                     downs_open = false;
                     caller.handle_stream_end(Instant::now(), None);
                 }
-                Err(status) => {
+                Some(Err(why)) => {
                     downs_open = false;
-                    caller.handle_stream_end(Instant::now(), Some(status_line(&status)));
+                    caller.handle_stream_end(Instant::now(), Some(why));
                 }
             },
             Some((id, heard)) = heard_rx.recv() => {
@@ -302,23 +376,27 @@ async fn flush(
                 };
                 let tx = heard_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let heard = resample(&audio, SampleRate::HZ_16000)
-                        .and_then(|a| {
-                            stt.transcribe(
-                                &a,
-                                &SttRequest {
-                                    language: SttLanguage::En,
-                                    ..SttRequest::default()
-                                },
-                            )
-                        })
-                        .map(|t| t.text)
-                        .map_err(|e| e.to_string());
-                    let _ = tx.blocking_send((id, heard));
+                    let _ = tx.blocking_send((id, transcribe(stt.as_ref(), &audio)));
                 });
             }
         }
     }
+}
+
+/// What `stt` hears in `audio` (English, any rate). Blocking: call it off the async threads.
+fn transcribe(stt: &dyn Transcriber, audio: &Pcm) -> Result<String, String> {
+    resample(audio, SampleRate::HZ_16000)
+        .and_then(|a| {
+            stt.transcribe(
+                &a,
+                &SttRequest {
+                    language: SttLanguage::En,
+                    ..SttRequest::default()
+                },
+            )
+        })
+        .map(|t| t.text)
+        .map_err(|e| e.to_string())
 }
 
 fn status_line(status: &tonic::Status) -> String {
@@ -346,7 +424,7 @@ fn random_call_id() -> String {
 /// Options of `ivr call`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CallArgs {
-    /// Where to call: grpc://HOST:PORT.
+    /// Where to call: `grpc://HOST:PORT`, or `sip:USER@HOST[:PORT]` (over UDP, at 8000 Hz).
     pub target: String,
     /// The script to run.
     #[arg(long)]
@@ -363,7 +441,8 @@ pub struct CallArgs {
     /// How long each expect or wait may take, in seconds.
     #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs_f64())]
     pub timeout: f64,
-    /// Check prompt texts only; do not transcribe their audio.
+    /// Check prompt texts only; do not transcribe their audio (gRPC; over SIP Whisper always
+    /// transcribes the prompts, their only text).
     #[arg(long)]
     pub no_asr_check: bool,
     /// The caller's number.
@@ -372,9 +451,13 @@ pub struct CallArgs {
     /// Language hint for the call: en or mn (also the language `say` speaks).
     #[arg(long)]
     pub lang: Option<String>,
-    /// Whisper model for the audio check.
+    /// Whisper model for the audio check (over SIP: for the prompts' words).
     #[arg(long, default_value = "tiny.en")]
     pub model: String,
+    /// How long the line must stay quiet for `wait-prompt`, in seconds (default: 0.3 over
+    /// gRPC, 1 over SIP).
+    #[arg(long)]
+    pub quiet: Option<f64>,
 }
 
 fn parse_call_rate(s: &str) -> Result<u32, String> {
@@ -396,8 +479,17 @@ pub fn call(store: &ModelStore, data: &Path, args: &CallArgs) -> anyhow::Result<
             args.timeout
         );
     }
+    let quiet = match args.quiet {
+        None => None,
+        Some(q) if q.is_finite() && (0.0..=60.0).contains(&q) => Some(Duration::from_secs_f64(q)),
+        Some(q) => bail!("--quiet {q}: expected seconds, from 0 to 60"),
+    };
+    let over_sip = matches!(target, Target::Sip { .. });
     let locale: Option<Locale> = args.lang.as_deref().map(str::parse).transpose()?;
     let rate = SampleRate::new(args.rate)?;
+    if over_sip && rate != SampleRate::HZ_8000 {
+        bail!("--rate {}: a SIP call carries 8000 Hz audio", args.rate);
+    }
     let script = Script::load(&args.script)?;
     // The render cache is a convenience here: robots running side by side (tests, `bench
     // calls` in separate processes) share a data directory, and sled allows one opener.
@@ -409,15 +501,20 @@ pub fn call(store: &ModelStore, data: &Path, args: &CallArgs) -> anyhow::Result<
         }
     };
     let prepared = prepare(&script, rate, locale.unwrap_or(Locale::En), &speaker)?;
+    // Over SIP the prompts' words are what Whisper hears on the line: it is always needed.
     let transcriber: Option<Arc<dyn Transcriber>> =
-        if args.no_asr_check || locale == Some(Locale::Mn) {
+        if !over_sip && (args.no_asr_check || locale == Some(Locale::Mn)) {
             None
         } else {
+            let purpose = if over_sip {
+                "to hear the prompts"
+            } else {
+                "for the audio check (or pass --no-asr-check)"
+            };
             let stt = crate::cli::load_whisper(store, &args.model, WhisperConfig::default())
                 .with_context(|| {
                     format!(
-                        "loading Whisper {} for the audio check (fetch it with `ivr models \
-                         fetch {}`, or pass --no-asr-check)",
+                        "loading Whisper {} {purpose} (fetch it with `ivr models fetch {}`)",
                         args.model, args.model
                     )
                 })?;
@@ -429,6 +526,9 @@ pub fn call(store: &ModelStore, data: &Path, args: &CallArgs) -> anyhow::Result<
     options.timeout = Duration::from_secs_f64(args.timeout);
     options.transcriber = transcriber;
     options.record = args.record.is_some();
+    if let Some(quiet) = quiet {
+        options.quiet = quiet;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

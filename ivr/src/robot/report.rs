@@ -13,7 +13,7 @@ use speech::SampleRate;
 /// The outcome and record of one robot call.
 #[derive(Clone, Debug)]
 pub struct CallReport {
-    /// The call id sent in `CallStart`.
+    /// The call id sent in `CallStart` (over SIP the robot's own; the SIP Call-ID differs).
     pub call_id: String,
     /// Everything that happened, in order.
     pub timeline: Vec<TimelineEntry>,
@@ -274,9 +274,9 @@ pub struct PromptRecord {
     pub at: Duration,
     /// Its playout mark.
     pub mark: u64,
-    /// The prompt id (empty for generated sentences).
+    /// The prompt id (empty for generated sentences, and over SIP).
     pub prompt_id: String,
-    /// Its words.
+    /// Its words (over SIP: what Whisper heard in one stretch of the assistant's speech).
     pub text: String,
     /// Its locale (`en`, `mn`).
     pub locale: String,

@@ -475,20 +475,29 @@ async fn expect_checks_that_the_prompt_audio_says_the_text() {
 }
 
 #[test]
-fn targets_are_grpc_and_sip_is_not_supported_yet() {
+fn targets_are_grpc_or_sip_uris() {
     assert_eq!(
         "grpc://localhost:50051".parse::<Target>(),
         Ok(Target::Grpc {
             authority: "localhost:50051".into()
         })
     );
-    let sip = "sip:1111@hotline.example"
-        .parse::<Target>()
-        .expect_err("no SIP yet");
-    assert!(
-        sip.contains("not supported yet: SIP arrives with the SIP gateway"),
-        "{sip}"
+    assert_eq!(
+        "sip:1111@127.0.0.1:5070".parse::<Target>(),
+        Ok(Target::Sip {
+            uri: "sip:1111@127.0.0.1:5070".into(),
+            dest: "127.0.0.1:5070".into()
+        })
     );
+    assert_eq!(
+        "sip:1111@hotline.example".parse::<Target>(),
+        Ok(Target::Sip {
+            uri: "sip:1111@hotline.example".into(),
+            dest: "hotline.example:5060".into()
+        })
+    );
+    assert!("sips:1111@hotline.example".parse::<Target>().is_err());
+    assert!("sip:1111@".parse::<Target>().is_err());
     assert!("grpc://localhost".parse::<Target>().is_err());
     assert!("http://localhost:1".parse::<Target>().is_err());
 }
