@@ -13,7 +13,6 @@
 // The driver paces audio against the monotonic clock.
 #![allow(clippy::disallowed_methods)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +45,8 @@ pub struct CallSetup {
     pub caller: String,
     /// The dialled user part.
     pub called: String,
+    /// "mn", "en" or empty: the caller's language from Accept-Language.
+    pub locale_hint: String,
     /// The negotiated media.
     pub media: Negotiated,
     /// The SDP answer to send in the 200.
@@ -130,6 +131,7 @@ async fn run(
         call_id,
         caller,
         called,
+        locale_hint,
         media,
         answer,
         socket,
@@ -146,7 +148,7 @@ async fn run(
         format: Some(pb::AudioFormat {
             sample_rate_hz: 8000,
         }),
-        locale_hint: String::new(),
+        locale_hint,
         channel: pb::Channel::Sip as i32,
     };
     up_tx
@@ -293,11 +295,4 @@ async fn run(
         "media of the call"
     );
     Ok(())
-}
-
-/// The address a call's RTP goes to before the first packet from the caller (SDP's c= and
-/// m= port), kept for the log.
-pub fn describe(media: &Negotiated) -> String {
-    let remote: SocketAddr = media.remote;
-    format!("{remote} {:?}/{}", media.codec, media.codec_pt)
 }

@@ -537,6 +537,7 @@ impl Signalling {
                 source,
                 offer,
                 authorization,
+                accept_language,
                 ..
             } => {
                 if !self.policy.has_room() {
@@ -645,6 +646,10 @@ impl Signalling {
                         .user
                         .clone()
                         .or_else(|| to.uri.user.clone())
+                        .unwrap_or_default(),
+                    locale_hint: accept_language
+                        .as_deref()
+                        .map(locale_hint)
                         .unwrap_or_default(),
                     media: negotiated,
                     answer: answer.into_bytes(),
@@ -766,6 +771,31 @@ impl Signalling {
             },
         }
     }
+}
+
+/// The assistant's locale hint from an `Accept-Language` value: the first language, by
+/// q-value, that the hotline speaks ("mn" or "en"); empty when none.
+pub fn locale_hint(accept_language: &str) -> String {
+    let mut ranked: Vec<(f32, usize, String)> = accept_language
+        .split(',')
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let mut parts = item.split(';');
+            let tag = parts.next()?.trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|v| v.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next()?.to_owned();
+            (q > 0.0).then_some((q, i, primary))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked
+        .into_iter()
+        .map(|(_, _, lang)| lang)
+        .find(|lang| lang == "mn" || lang == "en")
+        .unwrap_or_default()
 }
 
 /// Logs what the user agent core refused (a command for a call that has just ended, mostly).

@@ -236,6 +236,12 @@ pub(super) async fn dial(
     );
     let mut session = SessionVersion::new(rng.random());
     let offer = sdp::offer(sockets.rtp_addr, &mut session);
+    // The caller's language travels as Accept-Language (the gateway's locale hint).
+    let language: Vec<(&str, String)> = options
+        .locale
+        .map(|l| ("Accept-Language", l.code().to_owned()))
+        .into_iter()
+        .collect();
     let call = ua.invite(
         Instant::now(),
         target,
@@ -243,7 +249,7 @@ pub(super) async fn dial(
         remote,
         Transport::Udp,
         offer.into_bytes(),
-        &[],
+        &language,
     );
     let mut leg = SipLeg {
         sockets,

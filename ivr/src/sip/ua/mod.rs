@@ -141,6 +141,8 @@ pub enum UaEvent {
         offer: Option<Vec<u8>>,
         /// The `Authorization` header, for the driver's digest check.
         authorization: Option<String>,
+        /// The `Accept-Language` header: the languages the caller prefers (RFC 3261 20.3).
+        accept_language: Option<String>,
     },
     /// The ACK for our 2xx arrived; `answer` is its body (the SDP answer when the INVITE
     /// had no offer).
@@ -867,6 +869,7 @@ impl Ua {
             transport,
             offer: body(&request.body),
             authorization: request.headers.get("Authorization").map(str::to_owned),
+            accept_language: request.headers.get("Accept-Language").map(str::to_owned),
         });
         self.dialogs.insert((call_id, local_tag), call);
         self.server.insert(id, call);
