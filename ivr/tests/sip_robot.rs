@@ -80,11 +80,12 @@ fn a_complaint_filed_by_voice_over_sip_is_found_again_by_keypad() {
         "status.call",
         &format!(
             "# A second call: the status by keypad.\n\
-             expect (?i)thank you|calling|services\n\
+             wait-prompt\n\
              key 3\n\
-             expect (?i)petition\n\
+             wait-prompt\n\
              key {}#\n\
-             expect (?i)received\n\
+             wait-prompt\n\
+             expect (?is)calling.*petition.*status\n\
              key 2\n\
              expect (?i)good ?bye\n",
             case.number

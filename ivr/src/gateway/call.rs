@@ -55,7 +55,7 @@ pub struct CallSetup {
     pub socket: UdpSocket,
     /// The assistant's gRPC channel.
     pub channel: tonic::transport::Channel,
-    /// Where a bridged transfer goes when REFER is refused.
+    /// Where transfers go, when configured (otherwise the assistant's target).
     pub operator: Option<String>,
     /// The gateway's counters.
     pub stats: Arc<GatewayStats>,
@@ -82,6 +82,15 @@ pub enum CallEvent {
         /// The status it gave.
         status: u16,
     },
+    /// The operator answered the bridged transfer: its media and RTP socket.
+    Bridged {
+        /// The operator leg's negotiated media.
+        media: Negotiated,
+        /// Its RTP socket.
+        socket: UdpSocket,
+    },
+    /// The operator's leg ended (or could not be placed).
+    BridgeEnded,
     /// The call is over (BYE either way, CANCEL, no ACK, transport failure).
     Ended {
         /// Why, for the log and the assistant.
@@ -100,6 +109,47 @@ pub enum CallCommand {
     Hangup,
     /// Transfer the caller by REFER to this URI.
     Transfer(String),
+    /// Place a call to this URI and bridge the caller to it (REFER was refused).
+    Bridge(String),
+}
+
+/// The operator's leg of a bridged transfer.
+#[derive(Debug)]
+struct Relay {
+    leg: MediaLeg,
+    socket: UdpSocket,
+}
+
+impl Relay {
+    /// What the caller's leg produced goes to the operator: audio and keys.
+    fn from_caller(&mut self, msg: up::Msg) {
+        match msg {
+            up::Msg::Audio(audio) => self.leg.on_down(
+                Instant::now(),
+                pb::Down {
+                    msg: Some(pb::down::Msg::Audio(audio)),
+                },
+            ),
+            up::Msg::Dtmf(d) => {
+                if let Some(key) = d.key.chars().next() {
+                    let held = Duration::from_millis(u64::from(d.duration_ms.max(40)));
+                    self.leg.send_digit(Instant::now(), key, held);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Receives on the operator leg's socket; pending while there is none.
+async fn relay_recv(
+    relay: &Option<Relay>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddr)> {
+    match relay {
+        Some(r) => r.socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Starts the task of one call.
@@ -136,7 +186,7 @@ async fn run(
         answer,
         socket,
         channel,
-        operator: _,
+        operator,
         stats,
         answer_at,
     } = setup;
@@ -200,20 +250,43 @@ async fn run(
         rand::RngExt::random(&mut super::rng()),
     );
     let mut buf = vec![0u8; 2048];
+    let mut relay_buf = vec![0u8; 2048];
     let mut downs_open = true;
     let mut ended = false;
     let mut dropped_up = 0u64;
     let mut spacing = super::signalling::Spacing::default();
     let mut last_rtp: Option<Instant> = None;
+    // Where the assistant last asked to transfer the caller (for the bridged fallback).
+    let mut transfer_to: Option<String> = None;
+    // The operator's leg once a bridged transfer is up; the assistant is gone by then.
+    let mut relay: Option<Relay> = None;
+    let mut up_tx = Some(up_tx);
     loop {
-        let tick = tokio::time::Instant::from_std(leg.next_tick());
+        let mut next = leg.next_tick();
+        if let Some(r) = &relay {
+            next = next.min(r.leg.next_tick());
+        }
+        let tick = tokio::time::Instant::from_std(next);
         tokio::select! {
-            _ = tokio::time::sleep_until(tick) => leg.on_tick(Instant::now()),
+            _ = tokio::time::sleep_until(tick) => {
+                let now = Instant::now();
+                leg.on_tick(now);
+                if let Some(r) = &mut relay {
+                    r.leg.on_tick(now);
+                }
+            }
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, source)) => leg.on_packet(Instant::now(), &buf[..n], source),
                 Err(e) => tracing::debug!(error = %e, "RTP receive"),
             },
-            msg = downs.message(), if downs_open => match msg {
+            r = relay_recv(&relay, &mut relay_buf) => match (r, &mut relay) {
+                (Ok((n, source)), Some(relay)) => {
+                    relay.leg.on_packet(Instant::now(), &relay_buf[..n], source)
+                }
+                (Err(e), _) => tracing::debug!(error = %e, "operator RTP receive"),
+                _ => {}
+            },
+            msg = downs.message(), if downs_open && relay.is_none() => match msg {
                 Ok(Some(down)) => leg.on_down(Instant::now(), down),
                 Ok(None) => {
                     downs_open = false;
@@ -230,9 +303,40 @@ async fn run(
                 Some(CallEvent::Established) => tracing::debug!("call established"),
                 Some(CallEvent::Media(media)) => leg.set_media(Instant::now(), media),
                 Some(CallEvent::Dtmf { key, duration_ms }) => leg.on_signalled_digit(key, duration_ms),
-                Some(CallEvent::TransferFailed { status }) => {
-                    tracing::info!(status, "transfer refused by the caller's side; ending the call");
-                    let _ = commands.send((call, CallCommand::Hangup)).await;
+                Some(CallEvent::TransferFailed { status }) => match transfer_to.take() {
+                    Some(target) => {
+                        tracing::info!(status, target, "the caller's side refused REFER; bridging to the operator");
+                        commands.send((call, CallCommand::Bridge(target))).await?;
+                    }
+                    None => {
+                        tracing::info!(status, "transfer failed; ending the call");
+                        commands.send((call, CallCommand::Hangup)).await?;
+                    }
+                },
+                Some(CallEvent::Bridged { media, socket }) => {
+                    // The assistant's part is over: the caller now talks to a person.
+                    if let Some(tx) = up_tx.take() {
+                        let _ = tx.try_send(pb::Up {
+                            msg: Some(up::Msg::Hangup(pb::Hangup {
+                                reason: "transferred to the operator".to_owned(),
+                            })),
+                        });
+                    }
+                    downs_open = false;
+                    let now = Instant::now();
+                    relay = Some(Relay {
+                        leg: MediaLeg::new(
+                            media,
+                            now,
+                            std::time::SystemTime::now(),
+                            rand::RngExt::random(&mut super::rng()),
+                        ),
+                        socket,
+                    });
+                }
+                Some(CallEvent::BridgeEnded) => {
+                    tracing::info!("the operator's leg ended; ending the call");
+                    commands.send((call, CallCommand::Hangup)).await?;
                 }
                 Some(CallEvent::Ended { why }) => {
                     tracing::info!(why, "call over");
@@ -258,11 +362,18 @@ async fn run(
                     if let up::Msg::Dtmf(_) = &msg {
                         stats.digits.fetch_add(1, Ordering::Relaxed);
                     }
-                    if up_tx.try_send(pb::Up { msg: Some(msg) }).is_err() {
-                        dropped_up += 1;
+                    if let Some(r) = &mut relay {
+                        r.from_caller(msg);
+                    } else if let Some(tx) = &up_tx {
+                        if tx.try_send(pb::Up { msg: Some(msg) }).is_err() {
+                            dropped_up += 1;
+                        }
                     }
                 }
                 MediaOut::Transfer(target) => {
+                    // A configured operator URI overrides the flow's target.
+                    let target = operator.clone().unwrap_or(target);
+                    transfer_to = Some(target.clone());
                     commands.send((call, CallCommand::Transfer(target))).await?;
                 }
                 MediaOut::Hangup(reason) => {
@@ -271,12 +382,33 @@ async fn run(
                 }
             }
         }
+        if let Some(r) = &mut relay {
+            while let Some(out) = r.leg.poll() {
+                match out {
+                    MediaOut::Send { bytes, dest } => {
+                        if let Err(e) = r.socket.send_to(&bytes, dest).await {
+                            tracing::debug!(%dest, error = %e, "operator RTP send");
+                        }
+                    }
+                    MediaOut::Up(up::Msg::Audio(audio)) => leg.on_down(
+                        Instant::now(),
+                        pb::Down {
+                            msg: Some(pb::down::Msg::Audio(audio)),
+                        },
+                    ),
+                    // The operator's keys, marks and the like are not for the caller.
+                    _ => {}
+                }
+            }
+        }
         if ended {
-            let _ = up_tx.try_send(pb::Up {
-                msg: Some(up::Msg::Hangup(pb::Hangup {
-                    reason: "caller hung up".to_owned(),
-                })),
-            });
+            if let Some(tx) = &up_tx {
+                let _ = tx.try_send(pb::Up {
+                    msg: Some(up::Msg::Hangup(pb::Hangup {
+                        reason: "caller hung up".to_owned(),
+                    })),
+                });
+            }
             break;
         }
     }

@@ -60,8 +60,8 @@ pub struct GatewayArgs {
     /// ring, and a caller who gives up in that time sends CANCEL.
     #[arg(long = "ring-ms", default_value_t = 500)]
     pub ring_ms: u64,
-    /// Where transfers go when the assistant asks for the operator and the caller's side does
-    /// not take REFER (a bridged call is placed to it); the flow's target when not given.
+    /// Where transfers to the operator go (by REFER, or by a bridged call when the caller's
+    /// side refuses REFER); the flow's target when not given.
     #[arg(long = "operator")]
     pub operator: Option<String>,
 }

@@ -260,6 +260,7 @@ impl Gateway {
             }
             Some(DigestServer::new(config, rng.random(), Instant::now()))
         };
+        let contact_for_bridge = contact.clone();
         let ua = Ua::new(
             UaConfig {
                 contact,
@@ -289,7 +290,9 @@ impl Gateway {
             rtp_ports: PortCursor::new(args.rtp_ports.clone()),
             channel,
             operator,
+            ua_contact: contact_for_bridge,
             ring: Duration::from_millis(args.ring_ms),
+            bridges: HashMap::new(),
         };
         let task = tokio::spawn(state.run(tcp, inbound_rx, command_rx, shutdown));
         Ok(Gateway { local, stats, task })
@@ -332,7 +335,20 @@ struct Signalling {
     rtp_ports: PortCursor,
     channel: tonic::transport::Channel,
     operator: Option<String>,
+    /// Our Contact URI (the From of calls we place).
+    ua_contact: Uri,
     ring: Duration,
+    /// Bridged transfers: the leg to the operator → the caller's call.
+    bridges: HashMap<CallRef, Bridge>,
+}
+
+/// A call placed to the operator for a caller whose side refused REFER.
+#[derive(Debug)]
+struct Bridge {
+    /// The caller's call.
+    caller: CallRef,
+    /// Its RTP socket, handed to the caller's task once the operator answers.
+    socket: Option<UdpSocket>,
 }
 
 impl std::fmt::Debug for Signalling {
@@ -387,7 +403,7 @@ impl Signalling {
                     Inbound::Closed(peer) => { self.tcp_conns.remove(&peer); }
                     Inbound::Message(bytes, peer) => self.on_bytes(&bytes, peer, Transport::Tcp).await,
                 },
-                Some((call, command)) = command_rx.recv() => self.on_command(call, command),
+                Some((call, command)) = command_rx.recv() => self.on_command(call, command).await,
                 _ = sleep_until(deadline) => {
                     if stopping.is_some_and(|t| tokio::time::Instant::now() >= t) {
                         break;
@@ -527,6 +543,16 @@ impl Signalling {
 
     async fn on_event(&mut self, event: UaEvent) {
         let now = Instant::now();
+        let leg = match &event {
+            UaEvent::Answered { call, .. }
+            | UaEvent::Ended { call, .. }
+            | UaEvent::Cancelled { call }
+            | UaEvent::Progress { call, .. } => Some(*call),
+            _ => None,
+        };
+        if let Some(leg) = leg.filter(|l| self.bridges.contains_key(l)) {
+            return self.on_bridge_event(leg, event).await;
+        }
         match event {
             UaEvent::Incoming {
                 call,
@@ -739,9 +765,95 @@ impl Signalling {
             self.policy.call_ended();
             self.stats.active.fetch_sub(1, Ordering::Relaxed);
         }
+        // A caller gone ends the leg to the operator too.
+        let legs: Vec<CallRef> = self
+            .bridges
+            .iter()
+            .filter(|(_, b)| b.caller == call)
+            .map(|(leg, _)| *leg)
+            .collect();
+        for leg in legs {
+            checked(self.ua.hangup(Instant::now(), leg));
+        }
     }
 
-    fn on_command(&mut self, call: CallRef, command: CallCommand) {
+    /// An event of a leg placed to the operator.
+    async fn on_bridge_event(&mut self, leg: CallRef, event: UaEvent) {
+        let Some(bridge) = self.bridges.get_mut(&leg) else {
+            return;
+        };
+        let caller = bridge.caller;
+        match event {
+            UaEvent::Answered { answer, .. } => {
+                let text = answer
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                match (sdp::accept_answer(&text), bridge.socket.take()) {
+                    (Ok(media), Some(socket)) => {
+                        tracing::info!(%caller, %leg, "the operator answered; bridging");
+                        self.stats.transfers.fetch_add(1, Ordering::Relaxed);
+                        self.to_call(caller, CallEvent::Bridged { media, socket }).await;
+                    }
+                    (Err(e), _) => {
+                        tracing::warn!(%caller, %leg, error = %e, "the operator's answer is not usable");
+                        checked(self.ua.hangup(Instant::now(), leg));
+                    }
+                    (Ok(_), None) => {}
+                }
+            }
+            UaEvent::Ended { reason, .. } => {
+                self.bridges.remove(&leg);
+                tracing::info!(%caller, %leg, ?reason, "the operator's leg ended");
+                self.to_call(caller, CallEvent::BridgeEnded).await;
+            }
+            UaEvent::Cancelled { .. } => {
+                self.bridges.remove(&leg);
+                self.to_call(caller, CallEvent::BridgeEnded).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Places a call to the operator for `caller`, to be bridged when answered.
+    async fn place_bridge(&mut self, caller: CallRef, target: &str) -> anyhow::Result<()> {
+        let uri = Uri::parse(target).map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+        let (host, port) = uri.host_port();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let dest = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("{target}: name lookup timed out"))??
+        .next()
+        .with_context(|| format!("{target}: no address"))?;
+        let socket = self.rtp_ports.bind(self.public, dest).await?;
+        let local = SocketAddr::new(self.public, socket.local_addr()?.port());
+        let mut version = SessionVersion::new(super::rng().random::<u32>().into());
+        let offer = sdp::offer(local, &mut version);
+        let from = crate::sip::header::NameAddr::new(self.ua_contact.clone());
+        let leg = self.ua.invite(
+            Instant::now(),
+            uri,
+            from,
+            dest,
+            Transport::Udp,
+            offer.into_bytes(),
+            &[],
+        );
+        tracing::info!(%caller, %leg, target, "calling the operator to bridge the caller");
+        self.bridges.insert(
+            leg,
+            Bridge {
+                caller,
+                socket: Some(socket),
+            },
+        );
+        Ok(())
+    }
+
+    async fn on_command(&mut self, call: CallRef, command: CallCommand) {
         let now = Instant::now();
         match command {
             CallCommand::Answer(sdp) => {
@@ -762,6 +874,12 @@ impl Signalling {
                 }
             }
             CallCommand::Hangup => checked(self.ua.hangup(now, call)),
+            CallCommand::Bridge(target) => {
+                if let Err(e) = self.place_bridge(call, &target).await {
+                    tracing::warn!(%call, error = %e, "cannot call the operator");
+                    self.to_call(call, CallEvent::BridgeEnded).await;
+                }
+            }
             CallCommand::Transfer(target) => match Uri::parse(&target) {
                 Ok(uri) => checked(self.ua.transfer(now, call, &uri)),
                 Err(e) => {
