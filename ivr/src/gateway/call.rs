@@ -416,6 +416,12 @@ async fn run(
         all.merge(&spacing);
     }
     let stats_line = leg.stats();
+    stats
+        .rtp_received
+        .fetch_add(stats_line.received, Ordering::Relaxed);
+    stats.rtp_lost.fetch_add(stats_line.lost, Ordering::Relaxed);
+    stats.rtp_late.fetch_add(stats_line.late, Ordering::Relaxed);
+    stats.rtp_sent.fetch_add(stats_line.sent, Ordering::Relaxed);
     tracing::info!(
         received = stats_line.received,
         lost = stats_line.lost,

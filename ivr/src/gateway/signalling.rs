@@ -68,6 +68,14 @@ pub struct GatewayStats {
     pub digits: AtomicU64,
     /// Transfers done by REFER, and by a bridged call.
     pub transfers: AtomicU64,
+    /// RTP media packets received from callers (counted when each call ends).
+    pub rtp_received: AtomicU64,
+    /// Caller packets lost on the way (RFC 3550 A.3), counted when each call ends.
+    pub rtp_lost: AtomicU64,
+    /// Caller packets that came too late to play, counted when each call ends.
+    pub rtp_late: AtomicU64,
+    /// RTP packets sent to callers, counted when each call ends.
+    pub rtp_sent: AtomicU64,
     /// Spacing of the RTP packets calls sent, merged when each call ends.
     pub spacing: std::sync::Mutex<Spacing>,
 }
