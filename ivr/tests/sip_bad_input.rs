@@ -17,6 +17,15 @@
 //! message the server must still answer an OPTIONS with 200. A call that a torture INVITE sets
 //! up is ended with ACK and BYE. Failures list every case that went wrong and the server log.
 //!
+//! Over TCP the framing matters too: well-formed requests back to back on one connection, a
+//! stream cut into arbitrary chunks, and Content-Length values that cannot frame a stream
+//! (negative, two different ones, over the size limit), after which the connection must be
+//! answered 400 (or 513) and closed. Garbage: random datagrams, the largest datagram IPv4
+//! carries (65 507 octets; 70 000 cannot be sent over UDP, so that size goes over TCP),
+//! truncated requests, binary junk on TCP; `ivr_sip_bad_messages_total` must count them.
+//! Garbage RTP goes into a real call, which must keep sending media to its caller (and
+//! nothing to a stranger) and end with BYE → 200.
+//!
 //! One server serves the whole file: the tests share it while any of them runs ([`server`]).
 
 mod common;
@@ -1224,7 +1233,8 @@ fn rtp(version: u8, pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec
     p
 }
 
-/// RTP datagrams from the gateway within `within`: (count, payload types seen).
+/// RTP packets (RTCP left out) from the gateway to `socket` within `within`: their count and
+/// payload types, and how many datagrams `stranger` got meanwhile.
 fn media_from(
     socket: &UdpSocket,
     gateway: SocketAddr,
