@@ -696,7 +696,7 @@ impl Signalling {
                 checked(self.ua.ring(now, call));
                 call::spawn(setup, events_rx, self.command_tx.clone());
             }
-            UaEvent::Established { call, .. } => self.to_call(call, CallEvent::Established).await,
+            UaEvent::Established { call, .. } => self.notify_call(call, CallEvent::Established).await,
             UaEvent::Cancelled { call } => self.end_call(call, "cancelled").await,
             UaEvent::Ended { call, reason } => {
                 let why = match reason {
@@ -721,7 +721,7 @@ impl Signalling {
                 match sdp::answer(&offer_text, slot.local, &mut slot.version) {
                     Ok((negotiated, answer)) => {
                         checked(self.ua.answer_reoffer(now, call, answer.into_bytes()));
-                        self.to_call(call, CallEvent::Media(negotiated)).await;
+                        self.notify_call(call, CallEvent::Media(negotiated)).await;
                     }
                     Err(e) => {
                         tracing::info!(%call, error = %e, "re-INVITE offer not usable");
@@ -734,7 +734,7 @@ impl Signalling {
                 key,
                 duration_ms,
             } => {
-                self.to_call(call, CallEvent::Dtmf { key, duration_ms })
+                self.notify_call(call, CallEvent::Dtmf { key, duration_ms })
                     .await
             }
             UaEvent::TransferAccepted { call } => {
@@ -749,7 +749,7 @@ impl Signalling {
             }
             UaEvent::TransferFailed { call, status } => {
                 tracing::info!(%call, status, "transfer by REFER failed");
-                self.to_call(call, CallEvent::TransferFailed { status })
+                self.notify_call(call, CallEvent::TransferFailed { status })
                     .await;
             }
             UaEvent::Progress { .. } | UaEvent::Answered { .. } | UaEvent::ReofferAnswer { .. } => {
@@ -758,7 +758,7 @@ impl Signalling {
         }
     }
 
-    async fn to_call(&mut self, call: CallRef, event: CallEvent) {
+    async fn notify_call(&mut self, call: CallRef, event: CallEvent) {
         if let Some(slot) = self.calls.get(&call) {
             if slot.events.send(event).await.is_err() {
                 self.calls.remove(&call);
@@ -801,7 +801,7 @@ impl Signalling {
                     (Ok(media), Some(socket)) => {
                         tracing::info!(%caller, %leg, "the operator answered; bridging");
                         self.stats.transfers.fetch_add(1, Ordering::Relaxed);
-                        self.to_call(caller, CallEvent::Bridged { media, socket }).await;
+                        self.notify_call(caller, CallEvent::Bridged { media, socket }).await;
                     }
                     (Err(e), _) => {
                         tracing::warn!(%caller, %leg, error = %e, "the operator's answer is not usable");
@@ -813,11 +813,11 @@ impl Signalling {
             UaEvent::Ended { reason, .. } => {
                 self.bridges.remove(&leg);
                 tracing::info!(%caller, %leg, ?reason, "the operator's leg ended");
-                self.to_call(caller, CallEvent::BridgeEnded).await;
+                self.notify_call(caller, CallEvent::BridgeEnded).await;
             }
             UaEvent::Cancelled { .. } => {
                 self.bridges.remove(&leg);
-                self.to_call(caller, CallEvent::BridgeEnded).await;
+                self.notify_call(caller, CallEvent::BridgeEnded).await;
             }
             _ => {}
         }
@@ -885,7 +885,7 @@ impl Signalling {
             CallCommand::Bridge(target) => {
                 if let Err(e) = self.place_bridge(call, &target).await {
                     tracing::warn!(%call, error = %e, "cannot call the operator");
-                    self.to_call(call, CallEvent::BridgeEnded).await;
+                    self.notify_call(call, CallEvent::BridgeEnded).await;
                 }
             }
             CallCommand::Transfer(target) => match Uri::parse(&target) {

@@ -757,13 +757,16 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
         if line.starts_with([' ', '\t']) {
             match fields.last_mut() {
                 Some((name, value)) if folded_ok => {
+                    if name.len() + value.len() + 1 + line.trim().len() > MAX_HEADER_LEN {
+                        if lenient {
+                            continue;
+                        }
+                        return Err(ParseError::TooLarge);
+                    }
                     if !value.is_empty() {
                         value.push(' ');
                     }
                     value.push_str(line.trim());
-                    if name.len() + value.len() > MAX_HEADER_LEN {
-                        return Err(ParseError::TooLarge);
-                    }
                 }
                 _ if lenient => {}
                 _ => return Err(bad("continuation line without a header")),
@@ -786,7 +789,18 @@ fn split_head(bytes: &[u8], lenient: bool) -> Result<Head<'_>, ParseError> {
         }
         let (name, value) = (canonical(name), value.trim());
         // Measured as printed (canonical name and value), so a printed message reparses.
-        if fields.len() == MAX_HEADERS || name.len() + value.len() > MAX_HEADER_LEN {
+        // Leniently (to answer a message too large to parse) oversized fields are skipped.
+        if fields.len() == MAX_HEADERS {
+            if lenient {
+                break;
+            }
+            return Err(ParseError::TooLarge);
+        }
+        if name.len() + value.len() > MAX_HEADER_LEN {
+            if lenient {
+                folded_ok = false;
+                continue;
+            }
             return Err(ParseError::TooLarge);
         }
         fields.push((name.to_owned(), value.to_owned()));
@@ -954,6 +968,13 @@ pub fn frame(stream: &[u8]) -> Result<Option<Frame>, ParseError> {
     let head_len = end + 4;
     let head = split_head(&buf[..head_len], true)?;
     let headers = Headers(head.fields);
+    // Two different lengths leave no way to find where the next message starts.
+    let mut lengths = headers.get_lines("Content-Length").map(str::trim);
+    if let Some(first) = lengths.next() {
+        if lengths.any(|other| other != first) {
+            return Err(bad("conflicting Content-Length values on a stream transport"));
+        }
+    }
     let len = headers
         .content_length()?
         .ok_or_else(|| bad("missing Content-Length on a stream transport"))? as usize;

@@ -821,6 +821,16 @@ impl Ua {
                 &[("Accept", "application/sdp".into())],
             );
         }
+        // 8.2.3 / 21.4.7: our answer is SDP; a caller that accepts no SDP gets 406.
+        if !accepts_sdp(&request) {
+            return self.reply(
+                now,
+                id,
+                &request,
+                406,
+                &[("Accept", "application/sdp".into())],
+            );
+        }
         let Ok(call_id) = request.call_id().map(str::to_owned) else {
             return self.reply(now, id, &request, 400, &[]);
         };
@@ -1628,6 +1638,27 @@ impl Ua {
     fn initial_seq(&mut self) -> u32 {
         self.rng.random_range(1..=0xffff)
     }
+}
+
+/// Whether the request's `Accept` (if any) admits `application/sdp`: absent, empty (RFC
+/// 3261 20.1: the default), `*/*`, `application/*` or `application/sdp`.
+fn accepts_sdp(request: &Request) -> bool {
+    let mut any = false;
+    for item in request
+        .headers
+        .get_all("Accept")
+        .flat_map(|line| line.split(','))
+    {
+        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media.is_empty() {
+            continue;
+        }
+        any = true;
+        if matches!(media.as_str(), "*/*" | "application/*" | "application/sdp") {
+            return true;
+        }
+    }
+    !any
 }
 
 /// Allow, Accept, Accept-Language for OPTIONS answers (RFC 3261 11.2).
