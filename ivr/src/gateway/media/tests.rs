@@ -1,0 +1,655 @@
+//! [`MediaLeg`] in simulated time: a base instant, then `base + Duration`, and hand-built RTP
+//! from the caller's side. The harness plays the media task: it calls `on_tick` at
+//! `next_tick()` and hands datagrams in at their arrival times.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use ivr_proto::v1::{self as pb, down, up};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use speech::audio::g711::Law;
+
+use super::{MediaLeg, MediaOut, DEFAULT_DIGIT};
+use crate::rtp::dtmf::TelephoneEvent;
+use crate::rtp::packet::RtpPacket;
+use crate::rtp::playout::MAX_BURST;
+use crate::rtp::rtcp::{self, NtpTime, RtcpPacket, SenderInfo};
+use crate::rtp::{tone, Ssrc, FRAME_SAMPLES};
+use crate::sip::sdp::{Codec, Direction, Negotiated, PTIME_MS};
+
+/// The telephone-event payload type both sides agreed on (dynamic).
+const EVENT_PT: u8 = 101;
+
+#[allow(clippy::disallowed_methods)] // the one real instant the simulated clock starts from
+fn base() -> Instant {
+    Instant::now()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn addr(a: u8, b: u8, c: u8, d: u8, port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(a, b, c, d), port))
+}
+
+/// The address the caller's SDP names.
+fn sdp_addr() -> SocketAddr {
+    addr(192, 0, 2, 10, 40000)
+}
+
+fn media(
+    codec: Codec,
+    dtmf_pt: Option<u8>,
+    direction: Direction,
+    remote: SocketAddr,
+) -> Negotiated {
+    Negotiated {
+        remote,
+        codec,
+        codec_pt: codec.static_pt(),
+        dtmf_pt,
+        ptime_ms: PTIME_MS,
+        direction,
+    }
+}
+
+fn pcmu() -> Negotiated {
+    media(Codec::Pcmu, Some(EVENT_PT), Direction::SendRecv, sdp_addr())
+}
+
+fn law_of(codec: Codec) -> Law {
+    match codec {
+        Codec::Pcmu => Law::Mu,
+        Codec::Pcma => Law::A,
+    }
+}
+
+fn audio_down(mark: u64, samples: &[i16]) -> pb::Down {
+    pb::Down {
+        msg: Some(down::Msg::Audio(pb::Audio {
+            pcm16: samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            seq: 0,
+            mark,
+        })),
+    }
+}
+
+fn msg_down(msg: down::Msg) -> pb::Down {
+    pb::Down { msg: Some(msg) }
+}
+
+/// `n` samples of a sawtooth starting at `from`: audio that no frame of silence or of
+/// another part of it can pass for.
+fn ramp(from: i16, n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| from.saturating_add(((i * 37) % 2000) as i16))
+        .collect()
+}
+
+/// One RTP packet we sent, parsed.
+#[derive(Debug, Clone, PartialEq)]
+struct Sent {
+    at: Instant,
+    dest: SocketAddr,
+    marker: bool,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: Ssrc,
+    payload: Vec<u8>,
+}
+
+/// The leg under test and everything it has output, with the time of each output.
+struct Harness {
+    leg: MediaLeg,
+    t0: Instant,
+    /// The time of the last input.
+    now: Instant,
+    out: Vec<(Instant, MediaOut)>,
+}
+
+impl Harness {
+    fn new(media: Negotiated) -> Self {
+        let t0 = base();
+        Harness {
+            leg: MediaLeg::new(
+                media,
+                t0,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                7,
+            ),
+            t0,
+            now: t0,
+            out: Vec::new(),
+        }
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.t0 + ms(millis)
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.leg.poll() {
+            self.out.push((self.now, o));
+        }
+    }
+
+    /// Ticks at every `next_tick()` up to and including `end`, handing each datagram of
+    /// `inbound` in at its arrival time (before a tick due at the same instant).
+    fn run(&mut self, end: Instant, inbound: &mut VecDeque<(Instant, Vec<u8>, SocketAddr)>) {
+        loop {
+            let tick = self.leg.next_tick();
+            match inbound.front() {
+                Some((at, _, _)) if *at <= tick && *at <= end => {
+                    let Some((at, bytes, source)) = inbound.pop_front() else {
+                        unreachable!("front was just seen");
+                    };
+                    self.now = at;
+                    self.leg.on_packet(at, &bytes, source);
+                }
+                _ if tick <= end => {
+                    self.now = tick;
+                    self.leg.on_tick(tick);
+                    assert!(
+                        self.leg.next_tick() > tick,
+                        "on_tick at {tick:?} left work due"
+                    );
+                }
+                _ => break,
+            }
+            self.drain();
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        self.run(end, &mut VecDeque::new());
+    }
+
+    /// One tick at `at`, whatever is due; returns its outputs.
+    fn tick(&mut self, at: Instant) -> Vec<MediaOut> {
+        self.now = at;
+        let first = self.out.len();
+        self.leg.on_tick(at);
+        self.drain();
+        self.out[first..].iter().map(|(_, o)| o.clone()).collect()
+    }
+
+    fn down(&mut self, at: Instant, msg: pb::Down) {
+        self.now = at;
+        self.leg.on_down(at, msg);
+        self.drain();
+    }
+
+    fn packet(&mut self, at: Instant, bytes: &[u8], source: SocketAddr) {
+        self.now = at;
+        self.leg.on_packet(at, bytes, source);
+        self.drain();
+    }
+
+    /// Every RTP packet sent so far (RTCP left out).
+    fn rtp(&self) -> Vec<Sent> {
+        rtp_of(&self.out)
+    }
+
+    /// Every RTCP datagram sent so far, parsed, with its time and destination.
+    fn rtcp(&self) -> Vec<(Instant, SocketAddr, Vec<RtcpPacket>)> {
+        self.out
+            .iter()
+            .filter_map(|(at, o)| match o {
+                MediaOut::Send { bytes, dest } if rtcp::is_rtcp(bytes) => Some((
+                    *at,
+                    *dest,
+                    rtcp::parse_compound(bytes).expect("we send well-formed RTCP"),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every message for the assistant so far.
+    fn ups(&self) -> Vec<up::Msg> {
+        ups_of(&self.out)
+    }
+
+    fn digits(&self) -> Vec<(String, u32)> {
+        self.ups()
+            .into_iter()
+            .filter_map(|m| match m {
+                up::Msg::Dtmf(d) => Some((d.key, d.duration_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The samples of every `Up::Audio` frame so far, concatenated.
+    fn heard(&self) -> Vec<i16> {
+        self.ups()
+            .into_iter()
+            .filter_map(|m| match m {
+                up::Msg::Audio(a) => Some(a.pcm16),
+                _ => None,
+            })
+            .flat_map(|b| {
+                b.chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn marks(&self) -> Vec<(Instant, u64, bool)> {
+        self.out
+            .iter()
+            .filter_map(|(at, o)| match o {
+                MediaOut::Up(up::Msg::Playout(p)) => Some((*at, p.mark, p.interrupted)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn rtp_of(out: &[(Instant, MediaOut)]) -> Vec<Sent> {
+    out.iter().filter_map(|(at, o)| parse_rtp(*at, o)).collect()
+}
+
+/// The RTP packet in an output, if it is one.
+fn parse_rtp(at: Instant, out: &MediaOut) -> Option<Sent> {
+    let MediaOut::Send { bytes, dest } = out else {
+        return None;
+    };
+    if rtcp::is_rtcp(bytes) {
+        return None;
+    }
+    let p = RtpPacket::parse(bytes).expect("we send well-formed RTP");
+    Some(Sent {
+        at,
+        dest: *dest,
+        marker: p.marker,
+        pt: p.payload_type,
+        seq: p.sequence,
+        ts: p.timestamp,
+        ssrc: p.ssrc,
+        payload: p.payload.to_vec(),
+    })
+}
+
+fn ups_of(out: &[(Instant, MediaOut)]) -> Vec<up::Msg> {
+    out.iter()
+        .filter_map(|(_, o)| match o {
+            MediaOut::Up(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The caller's RTP stream: its SSRC, sequence numbers and timestamps.
+struct Caller {
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+}
+
+impl Caller {
+    fn new() -> Self {
+        Caller {
+            ssrc: 0x5EED_0001,
+            seq: 65_500, // wraps during longer tests
+            ts: 4_294_960_000,
+        }
+    }
+
+    /// One 20 ms audio packet of `samples`, encoded in `law`.
+    fn audio(&mut self, pt: u8, law: Law, samples: &[i16]) -> Vec<u8> {
+        let payload: Vec<u8> = samples.iter().map(|&s| law.encode_sample(s)).collect();
+        let bytes = RtpPacket::new(pt, self.seq, self.ts, Ssrc(self.ssrc), &payload).to_bytes();
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(samples.len() as u32);
+        bytes
+    }
+
+    /// One telephone-event packet of the event that started at `start_ts`.
+    fn event(&mut self, start_ts: u32, marker: bool, ev: TelephoneEvent) -> Vec<u8> {
+        let payload = ev.to_bytes();
+        let bytes = RtpPacket::new(EVENT_PT, self.seq, start_ts, Ssrc(self.ssrc), &payload)
+            .with_marker(marker)
+            .to_bytes();
+        self.seq = self.seq.wrapping_add(1);
+        bytes
+    }
+
+    /// The packets of one key press as a typical phone sends it: the start (marker), updates
+    /// every 50 ms, three end packets 20 ms apart; arrivals from `from`. The audio clock moves
+    /// on by the event's duration.
+    fn key_press(
+        &mut self,
+        from: Instant,
+        event: u8,
+        held: Duration,
+        source: SocketAddr,
+    ) -> Vec<(Instant, Vec<u8>, SocketAddr)> {
+        let start_ts = self.ts;
+        let total = (held.as_millis() * 8) as u16;
+        let mut out = Vec::new();
+        let mut t = 0u16;
+        while t < total {
+            let ev = TelephoneEvent {
+                event,
+                end: false,
+                volume: 10,
+                duration: t,
+            };
+            out.push((
+                from + ms(u64::from(t) / 8),
+                self.event(start_ts, t == 0, ev),
+                source,
+            ));
+            t += 400;
+        }
+        for i in 0..3u64 {
+            let ev = TelephoneEvent {
+                event,
+                end: true,
+                volume: 10,
+                duration: total,
+            };
+            out.push((
+                from + held + ms(20 * i),
+                self.event(start_ts, false, ev),
+                source,
+            ));
+        }
+        self.ts = self.ts.wrapping_add(u32::from(total));
+        out
+    }
+}
+
+/// `samples` cut into 20 ms packets arriving at `first + 20 ms × n`.
+fn stream(
+    caller: &mut Caller,
+    pt: u8,
+    law: Law,
+    samples: &[i16],
+    first: Instant,
+    source: SocketAddr,
+) -> VecDeque<(Instant, Vec<u8>, SocketAddr)> {
+    samples
+        .chunks(FRAME_SAMPLES)
+        .enumerate()
+        .map(|(n, chunk)| {
+            (
+                first + ms(20 * n as u64),
+                caller.audio(pt, law, chunk),
+                source,
+            )
+        })
+        .collect()
+}
+
+fn decoded(law: Law, samples: &[i16]) -> Vec<i16> {
+    samples
+        .iter()
+        .map(|&s| law.decode_sample(law.encode_sample(s)))
+        .collect()
+}
+
+/// Whether `needle` occurs in `hay` as a contiguous run.
+fn contains_run(hay: &[i16], needle: &[i16]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound pacing and payloads
+
+#[test]
+fn one_packet_of_comfort_silence_goes_out_every_20_ms() {
+    let mut h = Harness::new(pcmu());
+    h.run_until(h.at(990));
+    let sent = h.rtp();
+    assert_eq!(sent.len(), 50);
+    let first = &sent[0];
+    assert!(first.marker, "the first packet starts a talkspurt");
+    for (n, p) in sent.iter().enumerate() {
+        assert_eq!(p.at, h.at(20 * n as u64), "packet {n} off the 20 ms grid");
+        assert_eq!(p.dest, sdp_addr());
+        assert_eq!(p.pt, 0);
+        assert_eq!(p.ssrc, first.ssrc);
+        assert_eq!(p.seq, first.seq.wrapping_add(n as u16));
+        assert_eq!(p.ts, first.ts.wrapping_add(160 * n as u32));
+        assert_eq!(p.marker, n == 0, "marker on packet {n}");
+        assert_eq!(p.payload, vec![Law::Mu.encode_sample(0); 160]);
+    }
+    assert_eq!(h.leg.stats().sent, 50);
+}
+
+#[test]
+fn queued_audio_is_sent_in_the_negotiated_law_then_silence() {
+    for codec in [Codec::Pcmu, Codec::Pcma] {
+        let law = law_of(codec);
+        let mut h = Harness::new(media(codec, None, Direction::SendRecv, sdp_addr()));
+        h.run_until(h.at(40)); // three frames of silence first
+        let prompt = ramp(-3000, 3 * FRAME_SAMPLES);
+        h.down(h.at(41), audio_down(1, &prompt));
+        h.run_until(h.at(140));
+        let sent = h.rtp();
+        assert_eq!(sent.len(), 8);
+        assert!(sent.iter().all(|p| p.pt == codec.static_pt()), "{codec:?}");
+        let played: Vec<u8> = sent[3..6].iter().flat_map(|p| p.payload.clone()).collect();
+        let expected: Vec<u8> = prompt.iter().map(|&s| law.encode_sample(s)).collect();
+        assert_eq!(played, expected, "{codec:?} payload");
+        for p in &sent[6..] {
+            assert_eq!(
+                p.payload,
+                vec![law.encode_sample(0); 160],
+                "{codec:?} silence"
+            );
+        }
+        // Comfort silence is sent, not skipped: one talkspurt, one marker.
+        assert_eq!(sent.iter().filter(|p| p.marker).count(), 1);
+    }
+}
+
+#[test]
+fn nothing_is_sent_on_hold_and_the_clock_runs_on() {
+    for direction in [Direction::RecvOnly, Direction::Inactive] {
+        let mut h = Harness::new(pcmu());
+        h.run_until(h.at(100));
+        let before = h.rtp();
+        assert_eq!(before.len(), 6);
+        let mut held = pcmu();
+        held.direction = direction;
+        h.leg.set_media(h.at(110), held);
+        h.run_until(h.at(1100));
+        assert_eq!(h.rtp().len(), 6, "{direction:?}: RTP sent on hold");
+        h.leg.set_media(h.at(1110), pcmu());
+        h.run_until(h.at(1160));
+        let after = &h.rtp()[6..];
+        assert_eq!(after.len(), 3);
+        let last = &before[5];
+        assert!(after[0].marker, "{direction:?}: a new talkspurt after hold");
+        assert_eq!(after[0].seq, last.seq.wrapping_add(1));
+        // 1120 ms is frame 56; the last before hold was frame 5.
+        assert_eq!(after[0].ts, last.ts.wrapping_add(160 * 51));
+        assert_eq!(after[0].at, h.at(1120));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Playout marks, barge-in, held controls
+
+#[test]
+fn a_mark_is_reported_with_the_packet_that_carries_its_last_sample() {
+    let mut h = Harness::new(pcmu());
+    let first = ramp(100, 400);
+    let second = ramp(-100, 240);
+    h.down(h.at(0), audio_down(1, &first));
+    h.down(h.at(0), audio_down(2, &second));
+    let mut per_tick = Vec::new();
+    for n in 0..5 {
+        per_tick.push(h.tick(h.at(20 * n)));
+    }
+    let marks = |out: &[MediaOut]| -> Vec<(u64, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                MediaOut::Up(up::Msg::Playout(p)) => Some((p.mark, p.interrupted)),
+                _ => None,
+            })
+            .collect()
+    };
+    let reported: Vec<Vec<(u64, bool)>> = per_tick.iter().map(|o| marks(o)).collect();
+    assert_eq!(
+        reported,
+        vec![vec![], vec![], vec![(1, false)], vec![(2, false)], vec![]]
+    );
+    // The third packet holds the last 80 samples of mark 1 and the first 80 of mark 2.
+    let third = per_tick[2]
+        .iter()
+        .find_map(|o| parse_rtp(h.at(40), o))
+        .expect("a packet");
+    let mut expected: Vec<i16> = first[320..].to_vec();
+    expected.extend_from_slice(&second[..80]);
+    let law = Law::Mu;
+    assert_eq!(
+        third.payload,
+        expected
+            .iter()
+            .map(|&s| law.encode_sample(s))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn clear_playout_reports_every_queued_mark_interrupted() {
+    let mut h = Harness::new(pcmu());
+    for mark in [4, 5, 6] {
+        h.down(h.at(0), audio_down(mark, &ramp(500, 8000)));
+    }
+    h.run_until(h.at(40));
+    h.down(
+        h.at(45),
+        msg_down(down::Msg::Clear(pb::ClearPlayout { mark: 4 })),
+    );
+    assert_eq!(
+        h.marks(),
+        vec![
+            (h.at(45), 4, true),
+            (h.at(45), 5, true),
+            (h.at(45), 6, true)
+        ]
+    );
+    h.run_until(h.at(200));
+    assert_eq!(h.marks().len(), 3, "no mark after the queue was cleared");
+    for p in h.rtp().iter().filter(|p| p.at > h.at(45)) {
+        assert_eq!(p.payload, vec![Law::Mu.encode_sample(0); 160]);
+    }
+}
+
+#[test]
+fn transfer_waits_until_the_audio_before_it_has_played() {
+    let mut h = Harness::new(pcmu());
+    h.down(h.at(0), audio_down(9, &ramp(0, 3 * FRAME_SAMPLES)));
+    h.down(
+        h.at(0),
+        msg_down(down::Msg::Transfer(pb::Transfer {
+            target: "sip:operator@hotline".into(),
+        })),
+    );
+    assert!(h.out.is_empty(), "nothing before playout");
+    h.tick(h.at(0));
+    h.tick(h.at(20));
+    assert!(!h
+        .out
+        .iter()
+        .any(|(_, o)| matches!(o, MediaOut::Transfer(_))));
+    let third = h.tick(h.at(40));
+    let pos = |f: &dyn Fn(&MediaOut) -> bool| third.iter().position(|o| f(o));
+    let mark = pos(&|o| matches!(o, MediaOut::Up(up::Msg::Playout(p)) if p.mark == 9));
+    let transfer = pos(&|o| *o == MediaOut::Transfer("sip:operator@hotline".into()));
+    let packet = pos(&|o| matches!(o, MediaOut::Send { .. }));
+    assert!(
+        packet.is_some() && mark.is_some() && transfer.is_some(),
+        "{third:?}"
+    );
+    assert!(
+        mark < transfer,
+        "the mark is reported before the transfer: {third:?}"
+    );
+    h.run_until(h.at(200));
+    let transfers = h
+        .out
+        .iter()
+        .filter(|(_, o)| matches!(o, MediaOut::Transfer(_)))
+        .count();
+    assert_eq!(transfers, 1);
+}
+
+#[test]
+fn controls_with_nothing_queued_are_emitted_at_once() {
+    let mut h = Harness::new(pcmu());
+    h.down(
+        h.at(5),
+        msg_down(down::Msg::Transfer(pb::Transfer {
+            target: "sip:op@x".into(),
+        })),
+    );
+    assert_eq!(
+        h.out,
+        vec![(h.at(5), MediaOut::Transfer("sip:op@x".into()))]
+    );
+    h.out.clear();
+    h.leg.hang_up_after_playout("assistant closed the stream");
+    h.drain();
+    assert_eq!(
+        h.out,
+        vec![(
+            h.at(5),
+            MediaOut::Hangup("assistant closed the stream".into())
+        )]
+    );
+}
+
+#[test]
+fn hangups_wait_for_playout() {
+    // From the assistant.
+    let mut h = Harness::new(pcmu());
+    h.down(h.at(0), audio_down(1, &ramp(0, 2 * FRAME_SAMPLES)));
+    h.down(
+        h.at(0),
+        msg_down(down::Msg::Hangup(pb::Hangup {
+            reason: "goodbye".into(),
+        })),
+    );
+    h.run_until(h.at(100));
+    let hangups: Vec<_> = h
+        .out
+        .iter()
+        .filter(|(_, o)| matches!(o, MediaOut::Hangup(_)))
+        .cloned()
+        .collect();
+    assert_eq!(
+        hangups,
+        vec![(h.at(20), MediaOut::Hangup("goodbye".into()))]
+    );
+
+    // The stream went away with audio still queued.
+    let mut h = Harness::new(pcmu());
+    h.down(h.at(0), audio_down(1, &ramp(0, 5 * FRAME_SAMPLES)));
+    h.run_until(h.at(20));
+    h.leg.hang_up_after_playout("assistant stream ended");
+    h.drain();
+    assert!(!h.out.iter().any(|(_, o)| matches!(o, MediaOut::Hangup(_))));
+    h.run_until(h.at(200));
+    let hangups: Vec<_> = h
+        .out
+        .iter()
+        .filter(|(_, o)| matches!(o, MediaOut::Hangup(_)))
+        .cloned()
+        .collect();
+    assert_eq!(
+        hangups,
+        vec![(h.at(80), MediaOut::Hangup("assistant stream ended".into()))]
+    );
+}
