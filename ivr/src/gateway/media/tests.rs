@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ivr_proto::v1::{self as pb, down, up};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use speech::audio::g711::Law;
 
 use super::{MediaLeg, MediaOut, DEFAULT_DIGIT};
@@ -85,7 +85,7 @@ fn msg_down(msg: down::Msg) -> pb::Down {
 /// another part of it can pass for.
 fn ramp(from: i16, n: usize) -> Vec<i16> {
     (0..n)
-        .map(|i| from.saturating_add(((i * 37) % 2000) as i16))
+        .map(|i| from.saturating_add(((i * 7) % 6007) as i16))
         .collect()
 }
 
@@ -652,4 +652,386 @@ fn hangups_wait_for_playout() {
         hangups,
         vec![(h.at(80), MediaOut::Hangup("assistant stream ended".into()))]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound audio
+
+/// Audio frames sent up: (seq, samples).
+fn up_frames(ups: &[up::Msg]) -> Vec<(u64, Vec<i16>)> {
+    ups.iter()
+        .filter_map(|m| match m {
+            up::Msg::Audio(a) => Some((
+                a.seq,
+                a.pcm16
+                    .chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn caller_audio_goes_up_frame_by_frame_in_order_and_intact() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let speech = ramp(-1500, 50 * FRAME_SAMPLES);
+    let mut inbound = stream(&mut caller, 0, Law::Mu, &speech, h.at(5), sdp_addr());
+    h.run(h.at(1200), &mut inbound);
+
+    let frames = up_frames(&h.ups());
+    assert_eq!(frames.len(), 61, "one frame up per tick");
+    for (n, (seq, samples)) in frames.iter().enumerate() {
+        assert_eq!(*seq, n as u64 + 1);
+        assert_eq!(samples.len(), FRAME_SAMPLES);
+    }
+    let heard = h.heard();
+    // Everything from the second packet on (see `the_first_packet_of_the_call_is_heard`).
+    let expected = decoded(Law::Mu, &speech[FRAME_SAMPLES..]);
+    assert!(
+        contains_run(&heard, &expected),
+        "the caller's audio, in order"
+    );
+    // Played after the jitter delay, not before the packet could have arrived.
+    let start = heard.iter().position(|&s| s != 0).unwrap_or(heard.len());
+    assert!(
+        start >= 2 * FRAME_SAMPLES,
+        "audio started at sample {start}"
+    );
+    assert_eq!(h.leg.stats().received, 50);
+    assert_eq!(h.leg.stats().dropped, 0);
+}
+
+#[test]
+#[ignore = "bug: the first packet of a new SSRC is discarded by the jitter buffer reset on \
+            Received::NewSource"]
+fn the_first_packet_of_the_call_is_heard() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let speech = ramp(-1500, 10 * FRAME_SAMPLES);
+    let mut inbound = stream(&mut caller, 0, Law::Mu, &speech, h.at(5), sdp_addr());
+    h.run(h.at(400), &mut inbound);
+    assert!(contains_run(&h.heard(), &decoded(Law::Mu, &speech)));
+}
+
+#[test]
+fn reordered_packets_still_play_in_order() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let speech = ramp(700, 30 * FRAME_SAMPLES);
+    let mut packets: Vec<_> = stream(&mut caller, 0, Law::Mu, &speech, h.at(5), sdp_addr()).into();
+    // Packets 10 and 11 swap places, and so do 20 and 21: each pair arrives 5 ms apart.
+    for n in [10, 20] {
+        packets.swap(n, n + 1);
+        packets[n].0 = h.at(5 + 20 * n as u64);
+        packets[n + 1].0 = h.at(10 + 20 * n as u64);
+    }
+    let mut inbound: VecDeque<_> = packets.into();
+    h.run(h.at(800), &mut inbound);
+    let expected = decoded(Law::Mu, &speech[FRAME_SAMPLES..]);
+    assert!(contains_run(&h.heard(), &expected));
+    assert_eq!(h.leg.jitter.stats().reordered, 2);
+}
+
+#[test]
+fn rtcp_from_the_caller_is_read_not_played() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let mut inbound = stream(
+        &mut caller,
+        0,
+        Law::Mu,
+        &[0; 20 * FRAME_SAMPLES],
+        h.at(5),
+        sdp_addr(),
+    );
+    h.run(h.at(1000), &mut inbound);
+    let ntp = NtpTime(0x1234_5678_9ABC_DEF0);
+    let mut sr = Vec::new();
+    rtcp::write_compound(
+        &[
+            RtcpPacket::SenderReport {
+                ssrc: Ssrc(caller.ssrc),
+                info: SenderInfo {
+                    ntp,
+                    rtp_timestamp: caller.ts,
+                    packet_count: 20,
+                    octet_count: 3200,
+                },
+                reports: vec![],
+            },
+            RtcpPacket::SourceDescription {
+                chunks: vec![(Ssrc(caller.ssrc), "caller@pbx".into())],
+            },
+        ],
+        &mut sr,
+    );
+    let ups_before = h.ups().len();
+    h.packet(h.at(1001), &sr, sdp_addr());
+    assert_eq!(h.ups().len(), ups_before, "RTCP is not audio");
+    assert_eq!(h.leg.stats().received, 20);
+    assert_eq!(h.leg.stats().dropped, 0);
+    h.run_until(h.at(3000));
+    assert!(h.heard().iter().all(|&s| s == 0));
+    // Our report (due at 2.5 s) acknowledges the caller's SR.
+    let reports = h.rtcp();
+    assert_eq!(reports.len(), 1);
+    let block = match &reports[0].2[0] {
+        RtcpPacket::SenderReport { reports, .. } => reports.first().cloned(),
+        other => panic!("expected an SR first, got {other:?}"),
+    };
+    let block = block.expect("a report block on the caller's stream");
+    assert_eq!(block.ssrc, Ssrc(caller.ssrc));
+    assert_eq!(block.last_sr, ntp.compact());
+}
+
+#[test]
+fn garbage_datagrams_are_counted_and_dropped() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let valid = caller.audio(0, Law::Mu, &[1000; FRAME_SAMPLES]);
+    let mut bad_padding = valid.clone();
+    bad_padding[0] |= 0x20;
+    *bad_padding.last_mut().expect("not empty") = 200;
+    let mut version_1 = valid.clone();
+    version_1[0] = 0x40 | (version_1[0] & 0x3F);
+    let mut short_rtcp = vec![0x80, 200, 0x00, 0x06];
+    short_rtcp.extend_from_slice(&[0; 8]);
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x80],
+        valid[..11].to_vec(),
+        version_1,
+        bad_padding,
+        short_rtcp,
+        vec![0xFF; 172],
+        // Comfort noise (PT 13): not ours to play.
+        RtpPacket::new(13, 1, 0, Ssrc(caller.ssrc), &[40]).to_bytes(),
+    ];
+    for (n, g) in garbage.iter().enumerate() {
+        h.packet(h.at(n as u64), g, sdp_addr());
+    }
+    assert_eq!(h.leg.stats().dropped, garbage.len() as u64);
+    assert_eq!(h.leg.stats().received, 0);
+    assert!(h.ups().is_empty());
+
+    // Random datagrams, and every prefix of a valid packet: never a panic, and the leg keeps
+    // its schedule.
+    let mut rng = StdRng::seed_from_u64(4733);
+    let mut inbound: VecDeque<_> = (0..2000u64)
+        .map(|n| {
+            let len = rng.random_range(0..300);
+            let mut d: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if n % 2 == 0 && !d.is_empty() {
+                d[0] = 0x80 | (d[0] & 0x3F); // version 2, to get past the first check
+            }
+            (h.at(20 + n / 4), d, sdp_addr())
+        })
+        .chain((0..valid.len()).map(|n| (h.at(600), valid[..n].to_vec(), sdp_addr())))
+        .collect();
+    h.run(h.at(1000), &mut inbound);
+    let sent = h.rtp();
+    assert_eq!(sent.len(), 51);
+    assert!(sent
+        .windows(2)
+        .all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latching (symmetric RTP)
+
+#[test]
+fn the_leg_latches_to_the_source_of_the_first_packet() {
+    let private = addr(10, 0, 0, 5, 4000);
+    let nat = addr(203, 0, 113, 7, 5004);
+    let intruder = addr(198, 51, 100, 9, 5004);
+    let mut h = Harness::new(media(Codec::Pcmu, None, Direction::SendRecv, private));
+    h.run_until(h.at(20));
+    assert!(
+        h.rtp().iter().all(|p| p.dest == private),
+        "before any packet: the SDP address"
+    );
+
+    let mut caller = Caller::new();
+    let voice = ramp(-800, 20 * FRAME_SAMPLES);
+    let mut inbound = stream(&mut caller, 0, Law::Mu, &voice, h.at(25), nat);
+    // An intruder sends loud audio and RTCP from a third address, interleaved.
+    let mut other = Caller {
+        ssrc: 0xBAD,
+        ..Caller::new()
+    };
+    for n in 0..10u64 {
+        let at = h.at(30 + 20 * n);
+        let pos = inbound
+            .iter()
+            .position(|(t, _, _)| *t > at)
+            .unwrap_or(inbound.len());
+        inbound.insert(
+            pos,
+            (
+                at,
+                other.audio(0, Law::Mu, &[20000; FRAME_SAMPLES]),
+                intruder,
+            ),
+        );
+    }
+    let mut rr = Vec::new();
+    rtcp::write_compound(
+        &[RtcpPacket::ReceiverReport {
+            ssrc: Ssrc(0xBAD),
+            reports: vec![],
+        }],
+        &mut rr,
+    );
+    inbound.push_back((h.at(500), rr, intruder));
+    h.run(h.at(600), &mut inbound);
+
+    assert_eq!(h.leg.remote(), nat);
+    for p in h.rtp().iter().filter(|p| p.at >= h.at(40)) {
+        assert_eq!(p.dest, nat, "packet at {:?}", p.at - h.t0);
+    }
+    assert_eq!(h.leg.stats().dropped, 11);
+    assert!(
+        !h.heard().iter().any(|&s| s > 10000),
+        "the intruder's audio was played"
+    );
+    assert!(contains_run(
+        &h.heard(),
+        &decoded(Law::Mu, &voice[FRAME_SAMPLES..])
+    ));
+}
+
+#[test]
+fn new_media_unlatches_and_switches_codec() {
+    let nat = addr(203, 0, 113, 7, 5004);
+    let moved_sdp = addr(192, 0, 2, 99, 30000);
+    let moved_nat = addr(203, 0, 113, 8, 6000);
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let mut inbound = stream(
+        &mut caller,
+        0,
+        Law::Mu,
+        &[500; 10 * FRAME_SAMPLES],
+        h.at(5),
+        nat,
+    );
+    h.run(h.at(200), &mut inbound);
+    assert_eq!(h.leg.remote(), nat);
+
+    // A re-INVITE moves the call to PCMA at another address.
+    h.leg.set_media(
+        h.at(205),
+        media(Codec::Pcma, None, Direction::SendRecv, moved_sdp),
+    );
+    assert_eq!(h.leg.remote(), moved_sdp);
+    let prompt = ramp(-2500, 2 * FRAME_SAMPLES);
+    h.down(h.at(205), audio_down(3, &prompt));
+    h.run_until(h.at(240));
+    let after: Vec<Sent> = h.rtp().into_iter().filter(|p| p.at > h.at(205)).collect();
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|p| p.pt == 8 && p.dest == moved_sdp));
+    assert!(after[0].marker, "a codec change starts a talkspurt");
+    let expected: Vec<u8> = prompt.iter().map(|&s| Law::A.encode_sample(s)).collect();
+    assert_eq!(
+        after
+            .iter()
+            .flat_map(|p| p.payload.clone())
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    // The caller's PCMU is no longer ours; its PCMA, from wherever it now comes, is.
+    let dropped = h.leg.stats().dropped;
+    h.packet(
+        h.at(241),
+        &caller.audio(0, Law::Mu, &[500; FRAME_SAMPLES]),
+        nat,
+    );
+    assert_eq!(h.leg.stats().dropped, dropped + 1);
+    assert_eq!(h.leg.remote(), moved_sdp, "a dropped packet does not latch");
+    let voice = ramp(-1200, 10 * FRAME_SAMPLES);
+    let mut inbound = stream(&mut caller, 8, Law::A, &voice, h.at(245), moved_nat);
+    h.run(h.at(600), &mut inbound);
+    assert_eq!(h.leg.remote(), moved_nat);
+    assert!(h
+        .rtp()
+        .iter()
+        .filter(|p| p.at >= h.at(260))
+        .all(|p| p.dest == moved_nat));
+    assert!(contains_run(&h.heard(), &decoded(Law::A, &voice)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// DTMF in
+
+#[test]
+fn an_rfc4733_key_press_is_one_digit_despite_three_end_packets() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let mut inbound: VecDeque<_> = caller.key_press(h.at(105), 5, ms(100), sdp_addr()).into();
+    assert_eq!(inbound.len(), 5);
+    inbound.extend(caller.key_press(h.at(405), 11, ms(160), sdp_addr()));
+    h.run(h.at(1000), &mut inbound);
+    assert_eq!(h.digits(), vec![("5".into(), 100), ("#".into(), 160)]);
+    assert_eq!(h.leg.stats().digits, 2);
+}
+
+#[test]
+fn an_rfc4733_event_whose_end_packets_are_lost_ends_by_timeout() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let mut inbound: VecDeque<_> = caller
+        .key_press(h.at(105), 7, ms(150), sdp_addr())
+        .into_iter()
+        .filter(|(at, _, _)| *at < h.at(255))
+        .collect();
+    h.run(h.at(500), &mut inbound);
+    assert!(h.digits().is_empty(), "still held at 500 ms");
+    h.run_until(h.at(800));
+    assert_eq!(h.digits(), vec![("7".into(), 100)]);
+}
+
+/// In-band keys: `keys` as tones of 100 ms with 100 ms pauses, sent as µ-law RTP.
+fn in_band(
+    caller: &mut Caller,
+    keys: &str,
+    first: Instant,
+) -> VecDeque<(Instant, Vec<u8>, SocketAddr)> {
+    let mut audio = vec![0; 4 * FRAME_SAMPLES]; // a little silence first
+    audio.extend(tone::digits(keys, ms(100), ms(100), 6000));
+    stream(caller, 0, Law::Mu, &audio, first, sdp_addr())
+}
+
+#[test]
+fn in_band_tones_are_heard_while_no_rfc4733_event_was_seen() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let mut inbound = in_band(&mut caller, "19*", h.at(5));
+    h.run(h.at(1500), &mut inbound);
+    assert_eq!(
+        h.digits(),
+        vec![("1".into(), 100), ("9".into(), 100), ("*".into(), 100)]
+    );
+}
+
+#[test]
+fn in_band_tones_are_ignored_once_an_rfc4733_event_was_seen() {
+    let mut h = Harness::new(pcmu());
+    let mut caller = Caller::new();
+    let mut inbound: VecDeque<_> = caller.key_press(h.at(5), 3, ms(100), sdp_addr()).into();
+    inbound.extend(in_band(&mut caller, "19", h.at(300)));
+    h.run(h.at(1500), &mut inbound);
+    assert_eq!(h.digits(), vec![("3".into(), 100)]);
+}
+
+#[test]
+fn a_digit_signalled_by_sip_info_goes_up() {
+    let mut h = Harness::new(pcmu());
+    h.leg.on_signalled_digit('#', 250);
+    h.drain();
+    assert_eq!(h.digits(), vec![("#".into(), 250)]);
+    assert_eq!(h.leg.stats().digits, 1);
 }
