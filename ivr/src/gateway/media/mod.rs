@@ -440,3 +440,6 @@ impl MediaLeg {
     /// The 20 ms frame length (for drivers that need it).
     pub const FRAME: Duration = FRAME;
 }
+
+#[cfg(test)]
+mod tests;
