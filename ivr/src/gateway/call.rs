@@ -122,7 +122,7 @@ struct Relay {
 
 impl Relay {
     /// What the caller's leg produced goes to the operator: audio and keys.
-    fn from_caller(&mut self, msg: up::Msg) {
+    fn relay_from_caller(&mut self, msg: up::Msg) {
         match msg {
             up::Msg::Audio(audio) => self.leg.on_down(
                 Instant::now(),
@@ -363,7 +363,7 @@ async fn run(
                         stats.digits.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(r) = &mut relay {
-                        r.from_caller(msg);
+                        r.relay_from_caller(msg);
                     } else if let Some(tx) = &up_tx {
                         if tx.try_send(pb::Up { msg: Some(msg) }).is_err() {
                             dropped_up += 1;

@@ -128,6 +128,23 @@ impl<M> PlayoutQueue<M> {
         self.segments.push_back((mark, samples));
     }
 
+    /// Queues `samples` under `mark`, continuing the last queued segment when it has the
+    /// same mark (a prompt that arrives in several pieces finishes once, after its last).
+    pub fn extend(&mut self, mark: M, samples: Vec<i16>)
+    where
+        M: PartialEq,
+    {
+        match self.segments.back_mut() {
+            Some((last, queued)) if *last == mark => queued.extend_from_slice(&samples),
+            _ => self.segments.push_back((mark, samples)),
+        }
+    }
+
+    /// The mark of the last queued segment.
+    pub fn last_mark(&self) -> Option<&M> {
+        self.segments.back().map(|(mark, _)| mark)
+    }
+
     /// The next 20 ms frame, and the marks finished with it.
     pub fn next_frame(&mut self) -> PlayoutFrame<M> {
         let mut samples = [0i16; FRAME_SAMPLES];

@@ -972,7 +972,9 @@ pub fn frame(stream: &[u8]) -> Result<Option<Frame>, ParseError> {
     let mut lengths = headers.get_lines("Content-Length").map(str::trim);
     if let Some(first) = lengths.next() {
         if lengths.any(|other| other != first) {
-            return Err(bad("conflicting Content-Length values on a stream transport"));
+            return Err(bad(
+                "conflicting Content-Length values on a stream transport",
+            ));
         }
     }
     let len = headers

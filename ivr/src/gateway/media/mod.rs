@@ -42,7 +42,7 @@ use crate::rtp::jitter::JitterBuffer;
 use crate::rtp::packet::RtpPacket;
 use crate::rtp::playout::{Pacer, PlayoutQueue};
 use crate::rtp::rtcp::{self, NtpTime};
-use crate::rtp::session::RtpSession;
+use crate::rtp::session::{Received, RtpSession};
 use crate::rtp::tone::ToneDetector;
 use crate::rtp::{FRAME, FRAME_SAMPLES};
 use crate::sip::sdp::{Codec, Negotiated};
@@ -72,11 +72,18 @@ pub enum MediaOut {
     Hangup(String),
 }
 
-/// A control held until playout drains.
+/// A control held until the audio queued before it has played.
 #[derive(Debug, Clone)]
-enum Held {
+enum Control {
     Transfer(String),
     Hangup(String),
+}
+
+/// A control and the last mark queued before it (`None`: nothing left to wait for).
+#[derive(Debug, Clone)]
+struct Held {
+    control: Control,
+    after: Option<u64>,
 }
 
 /// Counters of one leg, for the call's closing log line and the benches.
@@ -240,7 +247,12 @@ impl MediaLeg {
             self.stats.dropped += 1;
             return;
         }
-        if verdict.is_resync() {
+        // A new source replacing another (a re-INVITE, a PBX switching streams) starts
+        // afresh; the first source of the call keeps what it sent while on probation.
+        if matches!(
+            verdict,
+            Received::NewSource { previous: Some(_) } | Received::Restarted
+        ) {
             self.jitter.reset();
         }
         self.stats.received += 1;
@@ -296,6 +308,9 @@ impl MediaLeg {
         let (Some(_), Some(key)) = (self.media.dtmf_pt, DtmfKey::from_char(key)) else {
             return false;
         };
+        if !self.media.direction.sends() || !self.can_send() {
+            return false;
+        }
         let ts = self.session.sender.timestamp();
         self.dtmf_out.start(now, key, duration, ts)
     }
@@ -310,10 +325,11 @@ impl MediaLeg {
                     .chunks_exact(2)
                     .map(|c| i16::from_le_bytes([c[0], c[1]]))
                     .collect();
-                self.playout.push(a.mark, samples);
+                self.playout.extend(a.mark, samples);
             }
             Some(down::Msg::Clear(_)) => {
                 for mark in self.playout.clear() {
+                    self.mark_done(mark);
                     self.out
                         .push_back(MediaOut::Up(up::Msg::Playout(pb::PlayoutMark {
                             mark,
@@ -321,8 +337,8 @@ impl MediaLeg {
                         })));
                 }
             }
-            Some(down::Msg::Transfer(t)) => self.held.push_back(Held::Transfer(t.target)),
-            Some(down::Msg::Hangup(h)) => self.held.push_back(Held::Hangup(h.reason)),
+            Some(down::Msg::Transfer(t)) => self.hold(Control::Transfer(t.target)),
+            Some(down::Msg::Hangup(h)) => self.hold(Control::Hangup(h.reason)),
             Some(down::Msg::Event(_)) | None => {}
         }
         self.release_held();
@@ -330,18 +346,38 @@ impl MediaLeg {
 
     /// Ends the call once queued audio has played (the assistant's stream is gone).
     pub fn hang_up_after_playout(&mut self, reason: &str) {
-        self.held.push_back(Held::Hangup(reason.to_owned()));
+        self.hold(Control::Hangup(reason.to_owned()));
         self.release_held();
     }
 
-    fn release_held(&mut self) {
-        if !self.playout.is_empty() {
-            return;
+    /// Holds `control` until the audio queued so far has played.
+    fn hold(&mut self, control: Control) {
+        let after = self.playout.last_mark().copied();
+        self.held.push_back(Held { control, after });
+    }
+
+    /// A mark finished playing (or was dropped): controls waiting for it may go.
+    fn mark_done(&mut self, mark: u64) {
+        for h in &mut self.held {
+            if h.after == Some(mark) {
+                h.after = None;
+            }
         }
-        while let Some(h) = self.held.pop_front() {
-            self.out.push_back(match h {
-                Held::Transfer(t) => MediaOut::Transfer(t),
-                Held::Hangup(r) => MediaOut::Hangup(r),
+    }
+
+    fn release_held(&mut self) {
+        if self.playout.is_empty() {
+            for h in &mut self.held {
+                h.after = None;
+            }
+        }
+        while self.held.front().is_some_and(|h| h.after.is_none()) {
+            let Some(h) = self.held.pop_front() else {
+                break;
+            };
+            self.out.push_back(match h.control {
+                Control::Transfer(t) => MediaOut::Transfer(t),
+                Control::Hangup(r) => MediaOut::Hangup(r),
             });
         }
     }
@@ -379,8 +415,10 @@ impl MediaLeg {
             self.release_held();
             let ntp = NtpTime::from_system_time(self.wall(now));
             if let Some(bytes) = self.session.poll_rtcp(now, ntp) {
-                let dest = self.remote;
-                self.out.push_back(MediaOut::Send { bytes, dest });
+                if self.can_send() {
+                    let dest = self.remote;
+                    self.out.push_back(MediaOut::Send { bytes, dest });
+                }
             }
         }
     }
@@ -423,6 +461,7 @@ impl MediaLeg {
 
     fn finish_marks(&mut self, marks: Vec<u64>) {
         for mark in marks {
+            self.mark_done(mark);
             self.out
                 .push_back(MediaOut::Up(up::Msg::Playout(pb::PlayoutMark {
                     mark,
@@ -431,7 +470,16 @@ impl MediaLeg {
         }
     }
 
+    /// Whether anything may be sent: not to an unspecified address (old-style hold,
+    /// `c=0.0.0.0`) or port 0.
+    fn can_send(&self) -> bool {
+        !self.remote.ip().is_unspecified() && self.remote.port() != 0
+    }
+
     fn send(&mut self, bytes: Vec<u8>) {
+        if !self.can_send() {
+            return;
+        }
         self.stats.sent += 1;
         let dest = self.remote;
         self.out.push_back(MediaOut::Send { bytes, dest });

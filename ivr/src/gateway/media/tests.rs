@@ -1,9 +1,6 @@
 //! [`MediaLeg`] in simulated time: a base instant, then `base + Duration`, and hand-built RTP
 //! from the caller's side. The harness plays the media task: it calls `on_tick` at
 //! `next_tick()` and hands datagrams in at their arrival times.
-//!
-//! Behaviour that is wrong today is pinned by tests marked `#[ignore = "bug: ..."]`: run them
-//! with `--ignored` once it is fixed.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -708,8 +705,6 @@ fn caller_audio_goes_up_frame_by_frame_in_order_and_intact() {
 }
 
 #[test]
-#[ignore = "bug: the first packet of a new SSRC is discarded by the jitter buffer reset on \
-            Received::NewSource"]
 fn the_first_packet_of_the_call_is_heard() {
     let mut h = Harness::new(pcmu());
     let mut caller = Caller::new();
@@ -1111,8 +1106,6 @@ fn send_digit_refuses_without_telephone_event_or_a_key() {
 }
 
 #[test]
-#[ignore = "bug: send_digit sends RFC 4733 packets while the negotiated direction forbids \
-            sending (hold)"]
 fn no_digit_goes_out_on_hold() {
     let mut held = pcmu();
     held.direction = Direction::RecvOnly;
@@ -1176,7 +1169,6 @@ fn sender_and_receiver_reports_go_out_every_5_s() {
 }
 
 #[test]
-#[ignore = "bug: on legacy hold (c=0.0.0.0) RTCP reports are sent to the unspecified address"]
 fn nothing_is_sent_to_an_unspecified_address() {
     let hold = addr(0, 0, 0, 0, 40000);
     let mut h = Harness::new(media(
@@ -1251,8 +1243,6 @@ fn a_late_tick_sends_one_burst_and_stays_on_the_grid() {
 // Known bugs in how marks and held controls relate to queued audio
 
 #[test]
-#[ignore = "bug: every Audio chunk is its own playout segment, so a prompt streamed in \
-            several chunks with one mark is reported after each chunk"]
 fn a_prompt_streamed_in_chunks_is_reported_once_after_its_last_chunk() {
     let mut h = Harness::new(pcmu());
     h.down(h.at(0), audio_down(5, &ramp(0, 2 * FRAME_SAMPLES)));
@@ -1272,8 +1262,6 @@ fn a_prompt_streamed_in_chunks_is_reported_once_after_its_last_chunk() {
 }
 
 #[test]
-#[ignore = "bug: a held Transfer/Hangup waits for the queue to drain, including audio queued \
-            after it, not just the audio before it as documented"]
 fn transfer_does_not_wait_for_audio_queued_after_it() {
     let mut h = Harness::new(pcmu());
     h.down(h.at(0), audio_down(1, &ramp(0, 2 * FRAME_SAMPLES)));

@@ -1649,7 +1649,12 @@ fn accepts_sdp(request: &Request) -> bool {
         .get_all("Accept")
         .flat_map(|line| line.split(','))
     {
-        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if media.is_empty() {
             continue;
         }
