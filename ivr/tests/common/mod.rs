@@ -5,6 +5,7 @@
 //! mod common;
 //!
 //! let server = common::start_server();
+//! let server = common::start_server_with(&["--operator", "sip:operator@127.0.0.1:5070"]);
 //! let mut client = MediaGatewayClient::connect(server.grpc_url()).await?;
 //! let (status, body) = server.http_get("/healthz").await;
 //! ```
@@ -64,6 +65,18 @@ pub fn start_server() -> Server {
 /// Starts `ivr serve` over `data`, which the test may have filled first (cases in
 /// `cases.sqlite`, profiles, ...). The directory is removed when the server is dropped.
 pub fn start_server_in(data: tempfile::TempDir) -> Server {
+    launch(data, &[])
+}
+
+/// Starts `ivr serve` over a fresh, empty data directory with `args` added to its command
+/// line (`--flow FILE`, `--operator URI`, ...).
+pub fn start_server_with(args: &[&str]) -> Server {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary data dir: {e}"));
+    launch(data, args)
+}
+
+/// Starts `ivr serve` over `data` with `extra` arguments and waits for its addresses.
+fn launch(data: tempfile::TempDir, extra: &[&str]) -> Server {
     let log = data.path().join("server.log");
     let stderr =
         File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
@@ -75,6 +88,7 @@ pub fn start_server_in(data: tempfile::TempDir) -> Server {
         "--http",
         "127.0.0.1:0",
     ]);
+    command.args(extra);
     let with_sip = serves_sip();
     if with_sip {
         command
