@@ -31,6 +31,9 @@ use super::GatewayStats;
 
 /// How long the assistant may take to accept a call's stream.
 const ASSISTANT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a transfer may take (REFER to final NOTIFY, or the bridged call's answer)
+/// before the call is ended.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Messages queued towards the assistant before audio is dropped (10 s of frames).
 const UP_QUEUE: usize = 512;
 
@@ -138,6 +141,14 @@ impl Relay {
             }
             _ => {}
         }
+    }
+}
+
+/// Sleeps until `deadline`; forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -261,6 +272,8 @@ async fn run(
     // The operator's leg once a bridged transfer is up; the assistant is gone by then.
     let mut relay: Option<Relay> = None;
     let mut up_tx = Some(up_tx);
+    // Set while a transfer is under way: when to give up on it.
+    let mut transfer_deadline: Option<tokio::time::Instant> = None;
     loop {
         let mut next = leg.next_tick();
         if let Some(r) = &relay {
@@ -268,6 +281,11 @@ async fn run(
         }
         let tick = tokio::time::Instant::from_std(next);
         tokio::select! {
+            _ = sleep_until_some(transfer_deadline) => {
+                tracing::warn!("the transfer did not complete in time; ending the call");
+                transfer_deadline = None;
+                commands.send((call, CallCommand::Hangup)).await?;
+            }
             _ = tokio::time::sleep_until(tick) => {
                 let now = Instant::now();
                 leg.on_tick(now);
@@ -291,12 +309,16 @@ async fn run(
                 Ok(None) => {
                     downs_open = false;
                     tracing::info!("the assistant closed the call's stream");
-                    leg.hang_up_after_playout("assistant closed the stream");
+                    if transfer_to.is_none() {
+                        leg.hang_up_after_playout("assistant closed the stream");
+                    }
                 }
                 Err(status) => {
                     downs_open = false;
                     tracing::warn!(code = ?status.code(), message = status.message(), "the assistant's stream failed");
-                    leg.hang_up_after_playout("assistant stream failed");
+                    if transfer_to.is_none() {
+                        leg.hang_up_after_playout("assistant stream failed");
+                    }
                 }
             },
             event = events.recv() => match event {
@@ -314,6 +336,7 @@ async fn run(
                     }
                 },
                 Some(CallEvent::Bridged { media, socket }) => {
+                    transfer_deadline = None;
                     // The assistant's part is over: the caller now talks to a person.
                     if let Some(tx) = up_tx.take() {
                         let _ = tx.try_send(pb::Up {
@@ -374,6 +397,7 @@ async fn run(
                     // A configured operator URI overrides the flow's target.
                     let target = operator.clone().unwrap_or(target);
                     transfer_to = Some(target.clone());
+                    transfer_deadline = Some(tokio::time::Instant::now() + TRANSFER_TIMEOUT);
                     commands.send((call, CallCommand::Transfer(target))).await?;
                 }
                 MediaOut::Hangup(reason) => {

@@ -344,8 +344,16 @@ impl MediaLeg {
         self.release_held();
     }
 
-    /// Ends the call once queued audio has played (the assistant's stream is gone).
+    /// Ends the call once queued audio has played (the assistant's stream is gone) — unless
+    /// a transfer is still to go out, whose outcome ends the call instead.
     pub fn hang_up_after_playout(&mut self, reason: &str) {
+        if self
+            .held
+            .iter()
+            .any(|h| matches!(h.control, Control::Transfer(_)))
+        {
+            return;
+        }
         self.hold(Control::Hangup(reason.to_owned()));
         self.release_held();
     }
