@@ -1281,3 +1281,29 @@ fn transfer_does_not_wait_for_audio_queued_after_it() {
         .collect();
     assert_eq!(transfers, vec![h.at(20)]);
 }
+
+#[test]
+fn the_assistant_leaving_after_a_transfer_does_not_hang_up_the_caller() {
+    let mut h = Harness::new(pcmu());
+    h.down(h.at(0), audio_down(1, &ramp(0, 5 * FRAME_SAMPLES)));
+    h.down(
+        h.at(0),
+        msg_down(down::Msg::Transfer(pb::Transfer {
+            target: "sip:op@x".into(),
+        })),
+    );
+    // The assistant closes its stream right after asking for the transfer.
+    h.leg.hang_up_after_playout("assistant closed the stream");
+    h.run_until(h.at(500));
+    let transfers = h
+        .out
+        .iter()
+        .filter(|(_, o)| matches!(o, MediaOut::Transfer(_)))
+        .count();
+    let hangups = h
+        .out
+        .iter()
+        .filter(|(_, o)| matches!(o, MediaOut::Hangup(_)))
+        .count();
+    assert_eq!((transfers, hangups), (1, 0));
+}
