@@ -64,6 +64,17 @@ pub fn start_server() -> Server {
 /// Starts `ivr serve` over `data`, which the test may have filled first (cases in
 /// `cases.sqlite`, profiles, ...). The directory is removed when the server is dropped.
 pub fn start_server_in(data: tempfile::TempDir) -> Server {
+    launch(data, &[])
+}
+
+/// Starts `ivr serve` over a fresh data directory with `args` added to its command line
+/// (gateway options such as `--sip-user alice:secret` or `--max-calls 1`).
+pub fn start_server_args(args: &[&str]) -> Server {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary data dir: {e}"));
+    launch(data, args)
+}
+
+fn launch(data: tempfile::TempDir, args: &[&str]) -> Server {
     let log = data.path().join("server.log");
     let stderr =
         File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
@@ -81,6 +92,7 @@ pub fn start_server_in(data: tempfile::TempDir) -> Server {
             .arg("--sip")
             .arg(format!("127.0.0.1:{}", free_port()));
     }
+    command.args(args);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
