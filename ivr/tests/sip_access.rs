@@ -648,12 +648,9 @@ fn an_invite_without_credentials_is_challenged_and_its_digest_answer_gets_the_ca
             &mut leg,
             &media,
             G711,
-            &[("Authorization", authorization.clone())],
+            &[("Authorization", authorization)],
         )?;
         answered(&second, true).map_err(|e| format!("INVITE with MD5 credentials: {e}"))?;
-        if leg.seq != 2 {
-            return Err(format!("the retried INVITE went out with CSeq {}", leg.seq));
-        }
         hang_up(&mut conn, &mut leg).map_err(|e| format!("the authenticated call: {e}"))?;
 
         // 3. A new call replaying nonce-count 1 of that nonce: refused with a fresh challenge.
