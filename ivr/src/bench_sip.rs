@@ -42,13 +42,17 @@
 //!
 //! Unless `--no-turns`, one robot caller ([`crate::robot`], English) runs the keypad script
 //! [`turn_script`] (six key turns through the main menu and the information directory) over
-//! gRPC and then over SIP against the same server, `--rounds` times. A key turn's latency is
+//! gRPC and then over SIP against the same server, `--rounds` times, after one warm-up call
+//! over gRPC that renders the prompts the script reaches. A key turn's latency is
 //! the time from the tick the robot sent the key on to the first *voiced* frame (RMS at least
 //! [`VOICED_RMS`], about −40 dBFS) the robot played of the answer, read from the robot's
 //! recording of the call. Both targets are measured the same way, so a prompt's leading
 //! silence counts alike on both and the difference SIP − gRPC is the SIP leg: the gateway's
 //! Converse hop, its 20 ms playout, RTP over loopback and the robot's jitter buffer, plus the
-//! key's trip as RFC 4733 events. To place the key in the recording, the script plays one
+//! key's trip as RFC 4733 events. That trip includes the key's hold
+//! ([`crate::robot::prepare::KEY_TONE`], 120 ms): the gateway reports an RFC 4733 key when its
+//! end packet arrives (RFC 4733 §2.5.1.4), while the robot's gRPC `Dtmf` message goes when the
+//! key goes down; the footer gives the difference without it too. To place the key in the recording, the script plays one
 //! 20 ms frame at about −66 dBFS (far below voice activity) just before each key: its
 //! position in the recording and the timeline's step times give the key's tick.
 //!
@@ -91,6 +95,7 @@ use crate::bench_calls::{caller_number, CpuTimes, InProcess, Spread};
 use crate::bench_dialogs::TempDir;
 use crate::gateway::signalling::Spacing;
 use crate::gateway::{Gateway, GatewayArgs, GatewayStats};
+use crate::robot::prepare::KEY_TONE;
 use crate::robot::{self, CallOptions, CallReport, Target, TimelineEvent};
 
 /// The longest hold `--seconds` allows (see the module docs).
@@ -827,18 +832,31 @@ fn turn_test(
     let sip: Target = format!("sip:1111@{}", gateway.local)
         .parse()
         .map_err(anyhow::Error::msg)?;
+    let place = |way: Way, i: u32| {
+        let target = match way {
+            Way::Grpc => server.target(),
+            Way::Sip => sip.clone(),
+        };
+        let mut options = CallOptions::new(target);
+        options.caller = caller_number(i);
+        options.locale = Some(Locale::En);
+        options.timeout = TURN_TIMEOUT;
+        options.record = true;
+        if way == Way::Sip {
+            options.transcriber = Some(Arc::new(NoWords));
+        }
+        robots.block_on(robot::run_call(&prepared, &options))
+    };
+    // A warm-up call renders the prompts the script reaches, so that no measured turn waits
+    // for the synthesizer.
+    let warm = place(Way::Grpc, 0);
+    if let Some(failure) = warm.failure {
+        bail!("the warm-up call of the turn test failed: {failure}");
+    }
     let mut calls = Vec::new();
     for round in 1..=rounds {
-        for (way, target) in [(Way::Grpc, server.target()), (Way::Sip, sip.clone())] {
-            let mut options = CallOptions::new(target);
-            options.caller = caller_number(calls.len() as u32);
-            options.locale = Some(Locale::En);
-            options.timeout = TURN_TIMEOUT;
-            options.record = true;
-            if way == Way::Sip {
-                options.transcriber = Some(Arc::new(NoWords));
-            }
-            let report = robots.block_on(robot::run_call(&prepared, &options));
+        for way in [Way::Grpc, Way::Sip] {
+            let report = place(way, calls.len() as u32 + 1);
             calls.push(measure_turns(way, round, &report));
         }
     }
@@ -985,18 +1003,30 @@ impl TurnResult {
         out
     }
 
-    /// The answers' leading silence, from the gRPC side.
+    /// The answers' leading silence (from the gRPC side), and the SIP leg without the key's
+    /// hold.
     fn footer(&self) -> String {
-        let robot = Spread::of(&mut self.collect(Way::Grpc, |c| &c.voiced_ms));
+        let robot = self.spread(Way::Grpc);
         let first = Spread::of(&mut self.collect(Way::Grpc, |c| &c.first_audio_ms));
-        match (robot, first) {
+        let silence = match (robot, first) {
             (Some(r), Some(a)) => format!(
                 "gRPC: first voiced frame − first audio, at p50: {} ms (the answers' leading \
                  silence; it counts alike in both rows' voiced figures)",
                 i64::from(r.p50) - i64::from(a.p50)
             ),
             _ => "gRPC: no key turn had both measures".to_owned(),
-        }
+        };
+        let leg = match (self.spread(Way::Sip), robot) {
+            (Some(sip), Some(grpc)) => format!(
+                "\nSIP − gRPC − the key's hold ({} ms), at p50: {} ms (over RFC 4733 a key is \
+                 known when its end packet arrives; the robot's gRPC Dtmf message goes when the \
+                 key goes down)",
+                KEY_TONE.as_millis(),
+                i64::from(sip.p50) - i64::from(grpc.p50) - KEY_TONE.as_millis() as i64
+            ),
+            _ => String::new(),
+        };
+        format!("{silence}{leg}")
     }
 
     fn failures(&self) -> String {
@@ -1189,11 +1219,9 @@ mod tests {
         assert_eq!(lines.len(), 4, "{table}");
         assert_eq!(lines[2], "| gRPC | 1 | 3 | 0 | 120 / 140 / 140 | 80 | - |");
         assert_eq!(lines[3], "| SIP | 1 | 3 | 0 | 160 / 200 / 200 | - | 40 |");
-        assert!(
-            result.footer().contains("at p50: 40 ms"),
-            "{}",
-            result.footer()
-        );
+        let footer = result.footer();
+        assert!(footer.contains("first audio, at p50: 40 ms"), "{footer}");
+        assert!(footer.contains("hold (120 ms), at p50: -80 ms"), "{footer}");
         assert_eq!(result.failed(), 0);
     }
 
