@@ -242,13 +242,13 @@ async fn run_round(
 }
 
 /// The caller number of call `i` (from 0): `99000001`, `99000002`, …
-fn caller_number(i: u32) -> String {
+pub(crate) fn caller_number(i: u32) -> String {
     FIRST_CALLER.saturating_add(i).to_string()
 }
 
 /// The assistant running in this process, on its own runtime, with its data in a temporary
 /// directory.
-struct InProcess {
+pub(crate) struct InProcess {
     // Dropped in this order: the server (and the stores it holds) before its data directory.
     runtime: tokio::runtime::Runtime,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -259,7 +259,7 @@ struct InProcess {
 
 impl InProcess {
     /// Starts the assistant as `ivr serve` does and waits until it accepts connections.
-    fn start(store: &ModelStore) -> anyhow::Result<InProcess> {
+    pub(crate) fn start(store: &ModelStore) -> anyhow::Result<InProcess> {
         let data = TempDir::new("ivr-bench-calls")?;
         let grpc = free_loopback_port()?;
         let args = ServeArgs {
@@ -320,14 +320,24 @@ impl InProcess {
         }
     }
 
-    fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         Target::Grpc {
             authority: self.grpc.to_string(),
         }
     }
 
+    /// Where the assistant's gRPC listens.
+    pub(crate) fn grpc(&self) -> SocketAddr {
+        self.grpc
+    }
+
+    /// The assistant's runtime (to run more servers beside it, such as the phone gateway).
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
     /// Stops the assistant and waits for it (calls are over by now); removes its data.
-    fn stop(self) -> anyhow::Result<()> {
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
         let InProcess {
             runtime,
             stop,
@@ -352,7 +362,7 @@ impl InProcess {
 
 /// A loopback address with a port no one listens on now. The port is released before the
 /// server binds it; another process taking it in between makes the start fail, not misroute.
-fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_loopback_port() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .context("finding a free loopback port for the assistant")?;
     Ok(listener.local_addr()?)
@@ -375,18 +385,18 @@ struct CallOutcome {
 
 /// Process CPU time in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct CpuTimes {
+pub(crate) struct CpuTimes {
     /// User time of this process, all threads.
-    user: f64,
+    pub(crate) user: f64,
     /// System time of this process, all threads.
-    system: f64,
+    pub(crate) system: f64,
     /// User + system time of child processes that were waited for.
-    children: f64,
+    pub(crate) children: f64,
 }
 
 impl CpuTimes {
     /// This process's times; `None` where `/proc/self/stat` cannot be read.
-    fn now() -> Option<CpuTimes> {
+    pub(crate) fn now() -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         CpuTimes::parse(&stat)
     }
@@ -410,7 +420,7 @@ impl CpuTimes {
     }
 
     /// The time spent since `before`.
-    fn since(&self, before: &CpuTimes) -> CpuTimes {
+    pub(crate) fn since(&self, before: &CpuTimes) -> CpuTimes {
         CpuTimes {
             user: (self.user - before.user).max(0.0),
             system: (self.system - before.system).max(0.0),
@@ -419,22 +429,22 @@ impl CpuTimes {
     }
 
     /// User + system.
-    fn process(&self) -> f64 {
+    pub(crate) fn process(&self) -> f64 {
         self.user + self.system
     }
 }
 
 /// p50, p95 and maximum of a set of milliseconds (nearest rank).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Spread {
-    p50: u32,
-    p95: u32,
-    max: u32,
+pub(crate) struct Spread {
+    pub(crate) p50: u32,
+    pub(crate) p95: u32,
+    pub(crate) max: u32,
 }
 
 impl Spread {
     /// The spread of `values` (sorted in place); `None` when there are none.
-    fn of(values: &mut [u32]) -> Option<Spread> {
+    pub(crate) fn of(values: &mut [u32]) -> Option<Spread> {
         values.sort_unstable();
         Some(Spread {
             p50: nearest_rank(values, 50)?,

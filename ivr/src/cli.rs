@@ -16,6 +16,9 @@
 //! - `ivr bench dialogs [--iterations N]` — dialog engine step and whole-call timings.
 //! - `ivr bench calls [--concurrent N] [--rounds R] [--target grpc://HOST:PORT] [--script FILE]`
 //!   — robot callers at once against the assistant: turn latencies and CPU.
+//! - `ivr bench sip [--calls 5,10,20,...] [--seconds S] [--no-turns] [--rounds R]` — SIPp calls
+//!   held through the phone gateway (RTP loss, lateness, packet spacing, CPU per call), and key
+//!   turn latency over SIP against gRPC.
 //!
 //! Settings are read here, once: flags, then `IVR_*` environment variables, then defaults.
 //! Nothing below this module reads the environment.
@@ -37,7 +40,7 @@ use speech::stt::{
 use speech::tts::{Speaker, SpeechRate, VoiceChoice, VoiceConfig};
 use speech::{verbalize, Locale, Pcm, SampleRate};
 
-use crate::{bench, bench_calls, bench_dialogs, bench_grammars};
+use crate::{bench, bench_calls, bench_dialogs, bench_grammars, bench_sip};
 
 /// The greeting the demo speaks (the hotline's first prompt, English).
 pub const GREETING_EN: &str = "Hello. Thank you for calling the Government 11-11 Centre. \
@@ -251,6 +254,8 @@ enum BenchCommand {
     Dialogs(bench_dialogs::DialogBenchArgs),
     /// Robot callers at once against the assistant: turn latencies and CPU use.
     Calls(bench_calls::CallBenchArgs),
+    /// Phone calls held through the gateway with SIPp, and turn latency over SIP against gRPC.
+    Sip(bench_sip::SipBenchArgs),
 }
 
 /// Runs the command line.
@@ -348,6 +353,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Grammars(args) => bench_grammars::grammars(args),
             BenchCommand::Dialogs(args) => bench_dialogs::dialogs(args),
             BenchCommand::Calls(args) => bench_calls::calls(&store, &args),
+            BenchCommand::Sip(args) => bench_sip::sip(&store, &args),
         },
     }
 }

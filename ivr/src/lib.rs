@@ -16,6 +16,7 @@ pub mod bench;
 pub mod bench_calls;
 pub mod bench_dialogs;
 pub mod bench_grammars;
+pub mod bench_sip;
 pub mod chat;
 pub mod cli;
 pub mod gateway;
