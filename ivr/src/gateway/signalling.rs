@@ -801,8 +801,7 @@ impl Signalling {
                     (Ok(media), Some(socket)) => {
                         tracing::info!(%caller, %leg, "the operator answered; bridging");
                         self.stats.transfers.fetch_add(1, Ordering::Relaxed);
-                        self.to_call(caller, CallEvent::Bridged { media, socket })
-                            .await;
+                        self.to_call(caller, CallEvent::Bridged { media, socket }).await;
                     }
                     (Err(e), _) => {
                         tracing::warn!(%caller, %leg, error = %e, "the operator's answer is not usable");
@@ -828,10 +827,7 @@ impl Signalling {
     async fn place_bridge(&mut self, caller: CallRef, target: &str) -> anyhow::Result<()> {
         let uri = Uri::parse(target).map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
         let (host, port) = uri.host_port();
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let dest = tokio::time::timeout(
             Duration::from_secs(2),
             tokio::net::lookup_host((host.as_str(), port)),
