@@ -10,8 +10,11 @@
 //!
 //! For each `--calls N`, in ascending order, SIPp (Debian `sip-tester`, on `PATH`) places N
 //! calls with the scenario [`HOLD_SCENARIO`]: each offers PCMU and telephone-event at
-//! `[rtpstream_audio_port]` (a port of its own per call, where SIPp also receives the
-//! hotline's RTP), streams a quiet line after the ACK, holds `--seconds`, then hangs up. The
+//! `[rtpstream_audio_port]`, streams a quiet line after the ACK, holds `--seconds`, then hangs
+//! up. SIPp 3.6.1 sends every call's stream from one socket at its media port (`-mp`, a free
+//! range above 40000) and offers that port: the hotline's RTP for every call goes there. The
+//! socket is bound, so those packets are taken, never refused with ICMP; SIPp does not read
+//! them (the kernel drops them once the socket's buffer is full). The
 //! quiet line is white noise at about −60 dBFS, raw µ-law, made at run time and looped
 //! (`rtp_stream="FILE,-1,0"`): the assistant's voice activity detector hears no speech, so the
 //! load is the gateway's media path plus the assistant listening and playing its prompts and
@@ -20,7 +23,7 @@
 //! INVITE rate (25 per second) beyond: faster, the gateway would rightly answer 503.
 //!
 //! Each level starts from zeroed gateway counters and spacing histogram, waits after SIPp
-//! until every call task has ended (they merge their counts then), and prints a row: calls
+//! until every call task has ended and merged its counts, and prints a row: calls
 //! ok and failed (SIPp's final counts; its exit status when they are missing), RTP packets
 //! the gateway sent and received, caller packets lost and late (its jitter buffer), the
 //! spacing of the packets it sent (p1 / p50 / p99 / p99.9 / max, 0.1 ms buckets, upper
@@ -121,6 +124,9 @@ const SIPP_SLACK: Duration = Duration::from_secs(30);
 /// How long the gateway's call tasks may take to end after SIPp.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long the gateway's counts must stay the same after its last call ended.
+const SETTLE: Duration = Duration::from_millis(200);
+
 /// The caller's quiet line: its level (RMS of 16-bit samples, −60 dBFS) and length.
 const QUIET_RMS: f64 = 32.8;
 const QUIET_SECONDS: usize = 2;
@@ -138,7 +144,7 @@ const QUIET_BEFORE_KEY: usize = 5;
 const TURN_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// The SIPp scenario of one held call. `[rtpstream_audio_port]` is where SIPp streams from
-/// and receives on; the hold is `-d` (the bare `<pause/>`).
+/// and where the hotline's RTP goes; the hold is `-d` (the bare `<pause/>`).
 pub const HOLD_SCENARIO: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="hold">
@@ -383,21 +389,37 @@ fn quiet_line() -> Vec<u8> {
         .collect()
 }
 
-/// Waits until the gateway has no call in progress (their tasks merge their counts as they
-/// end).
+/// Waits until the gateway has no call in progress and the call tasks have added their
+/// counts: a task adds them just after the gateway counts its call ended, so the counts must
+/// also stay the same for [`SETTLE`].
 fn wait_for_calls_to_end(stats: &GatewayStats) -> anyhow::Result<()> {
     let deadline = Instant::now() + DRAIN;
-    while stats.active.load(Ordering::Relaxed) > 0 {
+    let counts = || {
+        (
+            stats.active.load(Ordering::Relaxed),
+            stats.rtp_sent.load(Ordering::Relaxed),
+            stats.rtp_received.load(Ordering::Relaxed),
+        )
+    };
+    let mut last = counts();
+    let mut steady_since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = counts();
+        if now != last {
+            last = now;
+            steady_since = Instant::now();
+        } else if now.0 == 0 && steady_since.elapsed() >= SETTLE {
+            return Ok(());
+        }
         if Instant::now() >= deadline {
             bail!(
                 "{} call(s) still in progress {} s after SIPp ended",
-                stats.active.load(Ordering::Relaxed),
+                now.0,
                 DRAIN.as_secs()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 /// Zeroes the counters a level reads.
@@ -593,8 +615,8 @@ fn free_udp_port() -> anyhow::Result<u16> {
     Ok(socket.local_addr()?.port())
 }
 
-/// A base port for SIPp's media (`-mp`) above which the ports its streams take (one pair a
-/// call, from the base up) are free now, outside the gateway's RTP range.
+/// A base port for SIPp's media (`-mp`) above which the ports SIPp may take (a pair a call
+/// at most) are free now, outside the gateway's RTP range.
 fn free_media_ports(calls: u32) -> anyhow::Result<u16> {
     let span = 2 * calls + 16;
     let mut base: u32 = 40_000;
