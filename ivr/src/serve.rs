@@ -157,8 +157,6 @@ pub async fn serve(
         .with_context(|| format!("cannot listen for HTTP on {http}"))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
-    println!("ivr: the assistant listens on grpc://{grpc_addr} (MediaGateway, CaseService, DirectoryService, health, reflection)");
-    println!("ivr: metrics on http://{http_addr}/metrics, health on http://{http_addr}/healthz");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The gateway reaches the assistant over loopback gRPC, as a gateway elsewhere would.
     let loopback = if grpc_addr.ip().is_unspecified() {
@@ -166,17 +164,21 @@ pub async fn serve(
     } else {
         grpc_addr
     };
+    // Every socket is bound before anything is announced: a port taken fails the start.
     let gateway = match gateway {
         Some(args) => {
-            let g = Gateway::start(&args, format!("http://{loopback}"), stop_rx.clone()).await?;
-            println!(
-                "ivr: phones call sip:1111@{} (udp, tcp); try: ivr call sip:1111@{} --script examples/complaint.call",
-                g.local, g.local
-            );
-            Some(g)
+            Some(Gateway::start(&args, format!("http://{loopback}"), stop_rx.clone()).await?)
         }
         None => None,
     };
+    println!("ivr: the assistant listens on grpc://{grpc_addr} (MediaGateway, CaseService, DirectoryService, health, reflection)");
+    println!("ivr: metrics on http://{http_addr}/metrics, health on http://{http_addr}/healthz");
+    if let Some(g) = &gateway {
+        println!(
+            "ivr: phones call sip:1111@{} (udp, tcp); try: ivr call sip:1111@{} --lang en --script examples/complaint_sip.call",
+            g.local, g.local
+        );
+    }
     println!(
         "ivr: place a call with: ivr call grpc://{grpc_addr} --script examples/complaint.call"
     );

@@ -27,7 +27,15 @@ fn start_server() -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ivr"))
         .arg("--data")
         .arg(data.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        // The assistant alone: these calls use gRPC, and tests run side by side.
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--no-sip",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
