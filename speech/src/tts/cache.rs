@@ -255,7 +255,7 @@ impl<S: Synthesizer> Synthesizer for CachedSynthesizer<S> {
     }
 }
 
-/// Opens a sled database, waiting up to about a second for its file lock. sled releases the
+/// Opens a sled database, waiting up to about five seconds for its file lock. sled releases the
 /// lock from a background thread after the last handle is dropped, so reopening right away (a
 /// restart inside the process, a test) can find it still held for a moment.
 // A bounded wait on another handle's background thread; nothing here is a sans-IO core.
@@ -265,7 +265,7 @@ fn open_sled(dir: &Path) -> sled::Result<sled::Db> {
     loop {
         match sled::open(dir) {
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 50 =>
+                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 250 =>
             {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
