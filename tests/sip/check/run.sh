@@ -125,18 +125,26 @@ echo '<sip:99112233@127.0.0.1>;regint=0' >bs/accounts
 sink 5 >sink.out &
 pids+=($!)
 uas -sf uas.xml
-baresip -f bs -t 30 >baresip.out 2>&1 &
-pids+=($!)
 python3 - <<'EOF'
-import json, socket, time
-for _ in range(50):
+import json, socket, subprocess, time
+# baresip opens its control port once its modules are loaded: try to connect, waiting on
+# baresip itself (its exit ends the wait) between tries, for at most 5 s.
+baresip = subprocess.Popen(["baresip", "-f", "bs", "-t", "30"],
+                           stdout=open("baresip.out", "w"), stderr=subprocess.STDOUT)
+deadline = time.monotonic() + 5
+while True:
     try:
         s = socket.create_connection(("127.0.0.1", 14444))
         break
     except OSError:
-        time.sleep(0.1)
-else:
-    raise SystemExit("baresip's ctrl_tcp did not open (see baresip.out)")
+        try:
+            baresip.wait(timeout=0.1)
+            raise SystemExit("baresip exited (see baresip.out)")
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            baresip.kill()
+            raise SystemExit("baresip's ctrl_tcp did not open (see baresip.out)")
 s.settimeout(0.2)
 buf = b""
 def send(cmd, params=""):
@@ -163,7 +171,11 @@ for k in "28#":
     send("sndcode", k); pump(0.5)
 send("hangup"); pump(1)
 send("quit"); pump(1)
+try:
+    baresip.wait(timeout=5)
+except subprocess.TimeoutExpired:
+    baresip.kill()
 EOF
-wait "${pids[-3]}"
+wait "${pids[-2]}" # the media sink
 cat sink.out
 grep -E "Call established|terminated|error" baresip.out || true
