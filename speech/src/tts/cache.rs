@@ -264,15 +264,20 @@ fn open_sled(dir: &Path) -> sled::Result<sled::Db> {
     let mut attempts = 0;
     loop {
         match sled::open(dir) {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 250 =>
-            {
+            Err(sled::Error::Io(e)) if lock_held(&e) && attempts < 250 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => return other,
         }
     }
+}
+
+/// Whether opening failed only because another handle still holds the file lock. sled 0.34
+/// reports that as `ErrorKind::Other` with the lock error in its message, not as
+/// `WouldBlock`.
+fn lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 #[cfg(test)]
